@@ -1,0 +1,67 @@
+"""The contract between the round loop and whatever plays the tribe (real LLMs or a simulation).
+
+The pipeline only speaks to a :class:`Tribe`; a backend registers a factory under a name and the
+configuration's ``backend.kind`` picks it. Factories are imported lazily so that the simulated tribe
+never pays for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+
+from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, Response
+from sparta.registry import Registry
+
+if TYPE_CHECKING:
+    from sparta.config import SpartaConfig
+
+Progress = Callable[[int], None]
+"""Called with the number of items just finished, to drive a progress bar."""
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+class Tribe(Protocol):
+    """A pool of models that can answer, judge and learn."""
+
+    members: list[str]
+
+    def generate(
+        self, requests: Sequence[tuple[str, Instruction]], seed: int, progress: Progress = _no_progress
+    ) -> list[Response]:
+        """Answer each (member, instruction) request; output order follows input order."""
+        ...
+
+    def judge(self, requests: Sequence[JudgeRequest], progress: Progress = _no_progress) -> list[Judgment]:
+        """Score each response 1-10 as the named judge sees it; unreadable scores are ``None`` with a reason."""
+        ...
+
+    def train(
+        self, pairs: Sequence[PreferencePair], round_dir: Path, seed: int, progress: Progress = _no_progress
+    ) -> dict[str, Any]:
+        """Train every member on the round's pairs and save the result under ``round_dir``; returns metrics."""
+        ...
+
+    def load_round(self, round_dir: Path) -> None:
+        """Restore the members as they were after the training of the round saved in ``round_dir``."""
+        ...
+
+
+TribeFactory = Callable[["SpartaConfig"], Tribe]
+
+TRIBES: Registry[str] = Registry("backend")
+"""backend name -> "module:function" of its factory, imported on first use."""
+
+TRIBES.register("simulated")("sparta.backends.simulated:build")
+TRIBES.register("hf")("sparta.backends.hf.tribe:build")
+
+
+def build_tribe(config: "SpartaConfig") -> Tribe:
+    """Build the tribe named by ``config.backend.kind``."""
+    module_name, _, func = TRIBES.get(config.backend.kind).partition(":")
+    factory: TribeFactory = getattr(importlib.import_module(module_name), func)
+    return factory(config)

@@ -1,0 +1,1 @@
+"""The round loop over a run directory: stage by stage, atomic, resumable."""

@@ -1,0 +1,116 @@
+"""The plain records that flow between stages and are written to the run directory.
+
+They are pure data (no torch), shared by the tournament core, the backends and the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One prompt of an instruction set; ``answer`` is a gold answer when the task has one (evaluation only)."""
+
+    id: str
+    text: str
+    domain: str = "general"
+    answer: str | None = None
+    answer_type: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Instruction":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Match:
+    """Two combatants answering one instruction; ``index`` fixes the order of rating updates."""
+
+    index: int
+    instruction: Instruction
+    model_a: str
+    model_b: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "instruction_id": self.instruction.id,
+            "instruction": self.instruction.to_dict(),
+            "model_a": self.model_a,
+            "model_b": self.model_b,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Match":
+        return cls(d["index"], Instruction.from_dict(d["instruction"]), d["model_a"], d["model_b"])
+
+
+@dataclass(frozen=True)
+class Response:
+    """One member's answer to one instruction. ``meta`` carries backend facts (token counts, latent quality)."""
+
+    instruction_id: str
+    model: str
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Response":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """Ask ``judge`` to score ``response`` (written by ``response.model``) to ``instruction``."""
+
+    judge: str
+    instruction: Instruction
+    response: Response
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """A judge's 1-10 score of one response, or ``score=None`` with the reason it could not be read."""
+
+    judge: str
+    model: str
+    instruction_id: str
+    score: float | None
+    failure: str | None = None
+    raw: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Judgment":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A DPO training example in TRL's preference format plus where it came from."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    chosen_model: str
+    rejected_model: str
+    margin: float
+    instruction_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PreferencePair":
+        return cls(**d)
