@@ -107,6 +107,7 @@ class PreferencePair:
     rejected_model: str
     margin: float
     instruction_id: str
+    domain: str = "general"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
