@@ -37,6 +37,9 @@ class TournamentConfig(_Strict):
     aggregation: Literal["reputation", "uniform"] = "reputation"
     update_rule: Literal["paper", "upset_aware"] = "paper"
     reset_kappa_each_round: bool = Field(False, description="reproduce the authors' per-round kappa reset")
+    judges: Literal["others", "all"] = Field(
+        "others", description="who judges a match: the members not fighting (paper) or every member, combatants included"
+    )
 
     @model_validator(mode="after")
     def _kappa_order(self) -> "TournamentConfig":
@@ -149,6 +152,15 @@ class SpartaConfig(_Strict):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+
+    @model_validator(mode="after")
+    def _enough_judges(self) -> "SpartaConfig":
+        n = len(self.pool.members)
+        if n == 2 and self.tournament.judges == "others":
+            raise ValueError(
+                "pool.members: with 2 members no one is left to judge a match; set tournament.judges=all"
+            )
+        return self
 
     def member_names(self) -> list[str]:
         return [m.name for m in self.pool.members]

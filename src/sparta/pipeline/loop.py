@@ -1,0 +1,303 @@
+"""The SPARTA round loop over a run directory (DESIGN sections 1 and 3).
+
+Each round runs five stages: matches, responses, judgments, ratings, training. A stage's output file is
+written atomically before ``state.json`` records the stage as finished, so a run killed at any moment resumes
+at the first unfinished stage. The two long stages (responses, judgments) also keep a ``*.partial.jsonl`` of
+finished chunks; chunk boundaries and seeds depend only on the configuration, so a resumed stage produces the
+same lines as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+from sparta.backends.base import Tribe, build_tribe
+from sparta.config import SpartaConfig, dump_config, load_config
+from sparta.pipeline.progress import Reporter, SilentReporter
+from sparta.pipeline.rundir import atomic_write_text, read_json, read_jsonl, round_dir, write_json, write_jsonl
+from sparta.pipeline.state import RunState
+from sparta.records import Instruction, JudgeRequest, Judgment, Match, PreferencePair, Response
+from sparta.tasks import draw_round, load_task, split_holdout
+from sparta.tournament import (
+    MatchOutcome,
+    ReputationState,
+    derive_rng,
+    derive_seed,
+    judges_for,
+    make_matches,
+    preference_pairs,
+    rate_matches,
+    score_table,
+)
+
+T = TypeVar("T")
+
+CHUNKS_PER_STAGE = 20
+"""Long stages checkpoint about this many times; more would rewrite the partial file too often."""
+
+
+class RunDirectoryError(RuntimeError):
+    """The run directory cannot be used as asked (another configuration, a damaged file)."""
+
+
+@dataclass
+class RoundStats:
+    round: int
+    matches: int
+    rated: int
+    pairs: int
+    judgments: int
+    judge_failures: int
+    skipped_responses: int
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def combat_instructions(config: SpartaConfig) -> list[Instruction]:
+    """The instructions combat may draw from: the task minus its held-out evaluation share."""
+    items = load_task(config.data.task, config.data.options)
+    train, _ = split_holdout(items, config.data.holdout_fraction, config.run.seed)
+    if not train:
+        raise RunDirectoryError(f"task {config.data.task!r} left no instructions for combat")
+    return train
+
+
+def _chunk_size(n: int, floor: int) -> int:
+    return max(floor, math.ceil(n / CHUNKS_PER_STAGE)) if n else floor
+
+
+def run_chunked(
+    path: Path,
+    items: Sequence[T],
+    work: Callable[[Sequence[T], int], list[dict[str, Any]]],
+    chunk: int,
+    resumed: Callable[[int], None],
+) -> list[dict[str, Any]]:
+    """Run ``work`` over fixed chunks of ``items``, checkpointing finished chunks in ``path``'s partial file.
+
+    ``work`` reports its own progress; ``resumed`` is told how many items an earlier process already finished.
+    """
+    partial = path.with_name(path.stem + ".partial.jsonl")
+    rows = read_jsonl(partial) if partial.exists() else []
+    if len(rows) > len(items) or (len(rows) % chunk and len(rows) != len(items)):
+        raise RunDirectoryError(f"{partial}: {len(rows)} lines do not end on a chunk boundary; delete it to redo the stage")
+    resumed(len(rows))
+    for start in range(len(rows), len(items), chunk):
+        rows.extend(work(items[start : start + chunk], start // chunk))
+        write_jsonl(partial, rows)
+    write_jsonl(path, rows)
+    partial.unlink(missing_ok=True)
+    return rows
+
+
+class RoundLoop:
+    """Runs (or resumes) a SPARTA run in ``out_dir`` with ``tribe`` playing the pool."""
+
+    def __init__(self, config: SpartaConfig, out_dir: Path, tribe: Tribe, reporter: Reporter | None = None):
+        self.config = config
+        self.out = Path(out_dir)
+        self.tribe = tribe
+        self.reporter = reporter or SilentReporter()
+        self.state_path = self.out / "state.json"
+        self.members = config.member_names()
+        self._instructions: list[Instruction] | None = None
+
+    # -- set-up -------------------------------------------------------------------------------------------
+    def open(self) -> RunState:
+        self.out.mkdir(parents=True, exist_ok=True)
+        config_path = self.out / "config.yaml"
+        if config_path.exists():
+            self._check_same_config(config_path)
+        atomic_write_text(config_path, dump_config(self.config))
+        if self.state_path.exists():
+            state = RunState.load(self.state_path)
+            if state.members != self.members or state.seed != self.config.run.seed:
+                raise RunDirectoryError(f"{self.state_path}: members or seed differ from the configuration")
+            self._restore_tribe(state)
+            return state
+        state = RunState(
+            self.config.run.seed, self.members, ReputationState.initial(self.members, self.config.tournament)
+        )
+        state.save(self.state_path)
+        return state
+
+    def _check_same_config(self, path: Path) -> None:
+        old = load_config(path).model_dump(mode="json")
+        new = self.config.model_dump(mode="json")
+        old["run"].pop("rounds"), new["run"].pop("rounds")
+        changed = sorted(
+            f"{section}.{key}"
+            for section in new
+            for key in set(new[section]) | set(old.get(section, {}))
+            if new[section].get(key) != old.get(section, {}).get(key)
+        )
+        if changed:
+            raise RunDirectoryError(
+                f"{self.out} holds a run with another configuration (differs in {', '.join(changed)}); "
+                "resume it with its own config.yaml or choose a new --out (only run.rounds may change)"
+            )
+
+    def _restore_tribe(self, state: RunState) -> None:
+        trained = [r for r in sorted(state.finished) if state.done(r, "training")]
+        trained = [r for r in trained if (round_dir(self.out, r) / "training.json").exists()]
+        for r in reversed(trained):
+            rd = round_dir(self.out, r)
+            if not _training_skipped(rd):
+                self.reporter.log(f"restoring the pool as trained in round {r}")
+                self.tribe.load_round(rd)
+                return
+
+    @property
+    def instructions(self) -> list[Instruction]:
+        if self._instructions is None:
+            self._instructions = combat_instructions(self.config)
+        return self._instructions
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def run(self) -> list[RoundStats]:
+        state = self.open()
+        return [self.run_round(state, r) for r in range(1, self.config.run.rounds + 1)]
+
+    def run_round(self, state: RunState, r: int) -> RoundStats:
+        rd = round_dir(self.out, r)
+        matches = self._stage_matches(state, r, rd)
+        responses = self._stage_responses(state, r, rd, matches)
+        judgments = self._stage_judgments(state, r, rd, matches, responses)
+        outcomes, pairs = self._stage_ratings(state, r, rd, matches, responses, judgments)
+        training = self._stage_training(state, r, rd, pairs)
+        return RoundStats(
+            round=r,
+            matches=len(matches),
+            rated=sum(o.rated for o in outcomes),
+            pairs=len(pairs),
+            judgments=len(judgments),
+            judge_failures=sum(j.score is None for j in judgments),
+            skipped_responses=sum(1 for x in responses.values() if x.meta.get("skipped")),
+            training=training,
+        )
+
+    def _finish(self, state: RunState, r: int, stage: str) -> None:
+        state.mark(r, stage)
+        state.save(self.state_path)
+
+    def _stage_matches(self, state: RunState, r: int, rd: Path) -> list[Match]:
+        path = rd / "matches.jsonl"
+        if state.done(r, "matches"):
+            return [Match.from_dict(d) for d in read_jsonl(path)]
+        n = self.config.run.instructions_per_round
+        if n > len(self.instructions):
+            self.reporter.log(f"only {len(self.instructions)} instructions available; round {r} uses all of them")
+            n = len(self.instructions)
+        drawn = draw_round(self.instructions, n, r, self.config.run.seed)
+        t = self.config.tournament
+        matches = make_matches(drawn, state.reputation.ratings, t.alpha, t.k, derive_rng(state.seed, r, "matches"))
+        write_jsonl(path, [m.to_dict() for m in matches])
+        self._finish(state, r, "matches")
+        return matches
+
+    def _stage_responses(
+        self, state: RunState, r: int, rd: Path, matches: Sequence[Match]
+    ) -> dict[tuple[str, str], Response]:
+        path = rd / "responses.jsonl"
+        if state.done(r, "responses"):
+            rows = read_jsonl(path)
+        else:
+            requests = [(m.model_a, m.instruction) for m in matches] + [(m.model_b, m.instruction) for m in matches]
+            requests = list({(member, inst.id): (member, inst) for member, inst in requests}.values())
+
+            def work(chunk: Sequence[tuple[str, Instruction]], index: int) -> list[dict[str, Any]]:
+                seed = derive_seed(state.seed, r, "responses", index)
+                return [x.to_dict() for x in self.tribe.generate(chunk, seed, advance)]
+
+            with self.reporter.stage(f"round {r}: answering", len(requests)) as advance:
+                rows = run_chunked(path, requests, work, _chunk_size(len(requests), 16), advance)
+            self._finish(state, r, "responses")
+        responses = [Response.from_dict(d) for d in rows]
+        return {(x.instruction_id, x.model): x for x in responses}
+
+    def _stage_judgments(
+        self,
+        state: RunState,
+        r: int,
+        rd: Path,
+        matches: Sequence[Match],
+        responses: dict[tuple[str, str], Response],
+    ) -> list[Judgment]:
+        path = rd / "judgments.jsonl"
+        if state.done(r, "judgments"):
+            return [Judgment.from_dict(d) for d in read_jsonl(path)]
+        requests = [
+            JudgeRequest(judge, m.instruction, responses[(m.instruction.id, side)])
+            for m in matches
+            if not any(responses[(m.instruction.id, s)].meta.get("skipped") for s in (m.model_a, m.model_b))
+            for judge in judges_for(m, self.members, self.config.tournament.judges)
+            for side in (m.model_a, m.model_b)
+        ]
+
+        def work(chunk: Sequence[JudgeRequest], index: int) -> list[dict[str, Any]]:
+            return [j.to_dict() for j in self.tribe.judge(chunk, advance)]
+
+        with self.reporter.stage(f"round {r}: judging", len(requests)) as advance:
+            rows = run_chunked(path, requests, work, _chunk_size(len(requests), 32), advance)
+        self._finish(state, r, "judgments")
+        return [Judgment.from_dict(d) for d in rows]
+
+    def _stage_ratings(
+        self,
+        state: RunState,
+        r: int,
+        rd: Path,
+        matches: Sequence[Match],
+        responses: dict[tuple[str, str], Response],
+        judgments: Sequence[Judgment],
+    ) -> tuple[list[MatchOutcome], list[PreferencePair]]:
+        if state.done(r, "ratings"):
+            outcomes = [MatchOutcome.from_dict(d) for d in read_jsonl(rd / "outcomes.jsonl")]
+            pairs = [PreferencePair.from_dict(d) for d in read_jsonl(rd / "pairs.jsonl")]
+            return outcomes, pairs
+        reputation = state.reputation.copy()
+        if self.config.tournament.reset_kappa_each_round:
+            reputation.updates = 0
+        table = score_table(judgments)
+        outcomes = rate_matches(reputation, matches, table, self.config.tournament)
+        pairs = preference_pairs(matches, responses, table, reputation.ratings, self.config.tournament)
+        write_jsonl(rd / "outcomes.jsonl", [o.to_dict() for o in outcomes])
+        write_jsonl(rd / "pairs.jsonl", [p.to_dict() for p in pairs])
+        write_json(
+            rd / "ratings.json",
+            {"round": r, "ratings": reputation.ratings, "sigmas": reputation.sigmas, "updates": reputation.updates},
+        )
+        state.reputation = reputation
+        self._finish(state, r, "ratings")
+        return outcomes, pairs
+
+    def _stage_training(self, state: RunState, r: int, rd: Path, pairs: Sequence[PreferencePair]) -> dict[str, Any]:
+        path = rd / "training.json"
+        if state.done(r, "training"):
+            return read_json(path)
+        if not self.config.training.enabled:
+            metrics: dict[str, Any] = {"skipped": True, "reason": "training.enabled is false"}
+        else:
+            steps = len(self.members)
+            with self.reporter.stage(f"round {r}: training", steps) as advance:
+                metrics = self.tribe.train(pairs, rd, derive_seed(state.seed, r, "training"), advance)
+        write_json(path, metrics)
+        self._finish(state, r, "training")
+        return metrics
+
+
+def _training_skipped(rd: Path) -> bool:
+    return bool(read_json(rd / "training.json").get("skipped"))
+
+
+def run(
+    config: SpartaConfig, out_dir: Path, reporter: Reporter | None = None, tribe: Tribe | None = None
+) -> tuple[RoundLoop, list[RoundStats]]:
+    """Run or resume the configured run in ``out_dir``."""
+    loop = RoundLoop(config, out_dir, tribe or build_tribe(config), reporter)
+    return loop, loop.run()

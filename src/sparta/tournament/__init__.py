@@ -1,0 +1,30 @@
+"""The SPARTA algorithm as pure, deterministic Python: no torch, no transformers.
+
+matchmaking  who fights whom
+aggregation  many judges' scores -> one score per response
+reputation   the Elo-like update and its state
+rounds       one round's ratings and preference pairs from the judgments
+bradley_terry a maximum-likelihood leaderboard beside the reputation
+"""
+
+from sparta.tournament.aggregation import AGGREGATORS, aggregate
+from sparta.tournament.matchmaking import make_matches
+from sparta.tournament.reputation import ReputationState, kappa, update_pair
+from sparta.tournament.rounds import MatchOutcome, judges_for, preference_pairs, rate_matches, score_table
+from sparta.tournament.seeding import derive_rng, derive_seed
+
+__all__ = [
+    "AGGREGATORS",
+    "MatchOutcome",
+    "ReputationState",
+    "aggregate",
+    "derive_rng",
+    "derive_seed",
+    "judges_for",
+    "kappa",
+    "make_matches",
+    "preference_pairs",
+    "rate_matches",
+    "score_table",
+    "update_pair",
+]
