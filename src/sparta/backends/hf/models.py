@@ -92,6 +92,8 @@ def _install(build: Callable[[Path], list[str]], target: Path, recipe: str) -> N
     try:
         files = build(work)
         _write_manifest(work, recipe, files)
+        for path in work.iterdir():
+            path.chmod(0o644)
         if target.exists():
             stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
             os.replace(target, stale / target.name)

@@ -1,0 +1,240 @@
+"""The pool of members: one loaded copy per base model, one named LoRA adapter per member.
+
+A pool of ten members fine-tuned from the same base costs one base model in memory plus ten small adapters.
+A member without an initial adapter gets a fresh LoRA whose B matrix starts at zero, so it answers exactly as
+the base does until it is trained. Adapters are read and written as PEFT safetensors only (no pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from sparta.backends.hf.models import resolve_model
+from sparta.config import LoraConfig, MemberConfig, PoolConfig, SamplingConfig
+from sparta.pipeline.rundir import atomic_write_text
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """A seed for one purpose (a member's LoRA init, one generation batch) that depends on nothing else."""
+    text = "/".join([str(seed), *map(str, keys)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+@dataclass
+class _Base:
+    """One loaded base model shared by the members listed in ``members``."""
+
+    name: str
+    tokenizer: PreTrainedTokenizerBase
+    model: PeftModel | None = None
+    members: list[str] = field(default_factory=list)
+
+
+def _load_tokenizer(path: Path, trust_remote_code: bool) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    tokenizer.padding_side = "left"  # generation continues from the right edge of every row
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _load_base(path: Path, pool: PoolConfig) -> torch.nn.Module:
+    if pool.device == "cpu" and pool.dtype not in ("float32", "auto"):
+        warnings.warn(f"pool.dtype={pool.dtype} on CPU is far slower than float32", stacklevel=3)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=_DTYPES[pool.dtype], trust_remote_code=pool.trust_remote_code, use_safetensors=True
+    )
+    return model.to(pool.device).eval()
+
+
+def _peft_lora(lora: LoraConfig) -> PeftLoraConfig:
+    return PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+        inference_mode=False,
+    )
+
+
+def _adapter_dir(source: str) -> Path:
+    """A local adapter directory, or a hub adapter fetched (safetensors files only)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if source.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"adapter directory {source} does not exist")
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(source, allow_patterns=[ADAPTER_CONFIG, ADAPTER_WEIGHTS]))
+
+
+def _read_adapter(directory: Path) -> tuple[PeftLoraConfig, dict[str, torch.Tensor]]:
+    weights = directory / ADAPTER_WEIGHTS
+    if not (directory / ADAPTER_CONFIG).is_file():
+        raise FileNotFoundError(f"{directory}: no {ADAPTER_CONFIG}; expected a PEFT LoRA adapter")
+    if not weights.is_file():
+        raise FileNotFoundError(f"{directory}: no {ADAPTER_WEIGHTS} (only safetensors adapters are loaded)")
+    config = PeftLoraConfig.from_pretrained(str(directory))
+    config.inference_mode = False
+    config.base_model_name_or_path = None  # the pool decides the base; PEFT fills this in
+    return config, load_file(str(weights))
+
+
+def _jsonable(value: object) -> object:
+    """PEFT configs hold sets (target modules) and enums; JSON wants lists and strings."""
+    return sorted(value) if isinstance(value, (set, frozenset)) else str(value)
+
+
+def _same_shape(a: PeftLoraConfig, b: PeftLoraConfig) -> bool:
+    return a.r == b.r and a.lora_alpha == b.lora_alpha and set(a.target_modules) == set(b.target_modules)
+
+
+class ModelPool:
+    """The members of a pool, as named LoRA adapters over shared base models."""
+
+    def __init__(self, pool: PoolConfig, lora: LoraConfig, seed: int) -> None:
+        if not pool.members:
+            raise ValueError("pool.members is empty: a pool needs at least one member")
+        self.config = pool
+        self.seed = seed
+        self.members: list[str] = [m.name for m in pool.members]
+        self._member_config: dict[str, MemberConfig] = {m.name: m for m in pool.members}
+        self._bases: dict[str, _Base] = {}
+        self._base_of: dict[str, _Base] = {}
+        for member in pool.members:
+            self._add_member(member, lora)
+
+    # ------------------------------------------------------------------ construction
+
+    def _base_for(self, model_name: str) -> tuple[_Base, Path]:
+        path = resolve_model(model_name)
+        key = str(path)
+        if key not in self._bases:
+            self._bases[key] = _Base(model_name, _load_tokenizer(path, self.config.trust_remote_code))
+        return self._bases[key], path
+
+    def _add_member(self, member: MemberConfig, lora: LoraConfig) -> None:
+        base, path = self._base_for(member.model)
+        if member.adapter is not None:
+            lora_config, weights = _read_adapter(_adapter_dir(member.adapter))
+        else:
+            lora_config, weights = _peft_lora(lora), None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(self.seed, "lora-init", member.name))
+            if base.model is None:
+                base.model = get_peft_model(_load_base(path, self.config), lora_config, adapter_name=member.name)
+            else:
+                base.model.add_adapter(member.name, lora_config)
+        base.members.append(member.name)
+        self._base_of[member.name] = base
+        if weights is not None:
+            self._set_weights(member.name, weights, member.adapter or "")
+        base.model.eval()
+
+    def _set_weights(self, member: str, weights: dict[str, torch.Tensor], source: str) -> None:
+        model = self._base_of[member].model
+        result = set_peft_model_state_dict(model, weights, adapter_name=member)
+        unexpected = [k for k in result.unexpected_keys if "lora_" in k]
+        missing = [k for k in result.missing_keys if f".{member}." in k and "lora_" in k]
+        if unexpected or missing:
+            raise ValueError(
+                f"adapter {source} does not fit member {member!r}: "
+                f"{len(missing)} missing and {len(unexpected)} unexpected LoRA tensors "
+                f"(e.g. {(missing or unexpected)[0]})"
+            )
+
+    # ------------------------------------------------------------------ access
+
+    def _checked(self, member: str) -> _Base:
+        try:
+            return self._base_of[member]
+        except KeyError:
+            raise KeyError(f"unknown member {member!r}; the pool has {', '.join(self.members)}") from None
+
+    def model(self, member: str) -> PeftModel:
+        """The shared PeftModel with ``member``'s adapter active; it stays active until another member is asked for."""
+        model = self._checked(member).model
+        model.set_adapter(member)  # always: cheap, and it also re-arms layers after an adapter was replaced
+        return model
+
+    def tokenizer(self, member: str) -> PreTrainedTokenizerBase:
+        """The base's tokenizer, left-padded, with a pad token."""
+        return self._checked(member).tokenizer
+
+    def member_config(self, member: str) -> MemberConfig:
+        self._checked(member)
+        return self._member_config[member]
+
+    def sampling(self, member: str) -> SamplingConfig:
+        """The member's own sampling settings, or the pool default."""
+        return self.member_config(member).sampling or self.config.sampling
+
+    def messages(self, member: str, instruction: str) -> list[dict[str, str]]:
+        system = self.member_config(member).system_prompt
+        head = [{"role": "system", "content": system}] if system else []
+        return [*head, {"role": "user", "content": instruction}]
+
+    def prompt_text(self, member: str, instruction: str) -> str:
+        """The instruction in the member's chat template, ready for the assistant's turn."""
+        tokenizer = self.tokenizer(member)
+        if not tokenizer.chat_template:
+            raise ValueError(f"model {self.member_config(member).model!r} of member {member!r} has no chat template")
+        return tokenizer.apply_chat_template(
+            self.messages(member, instruction), tokenize=False, add_generation_prompt=True
+        )
+
+    def bases(self) -> list[tuple[str, PeftModel, list[str]]]:
+        """Every loaded base: its configured name, the shared PeftModel and the members on it."""
+        return [(b.name, b.model, list(b.members)) for b in self._bases.values()]
+
+    # ------------------------------------------------------------------ adapters on disk
+
+    def save_adapter(self, member: str, directory: Path) -> None:
+        """Write the member's adapter in PEFT format (adapter_config.json + adapter_model.safetensors)."""
+        base = self._checked(member)
+        directory.mkdir(parents=True, exist_ok=True)
+        weights = get_peft_model_state_dict(base.model, adapter_name=member)
+        weights = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
+        fd, tmp = tempfile.mkstemp(prefix=f".{ADAPTER_WEIGHTS}.", suffix=".tmp", dir=directory)
+        os.close(fd)
+        try:
+            save_file(weights, tmp, metadata={"format": "pt"})
+            os.replace(tmp, directory / ADAPTER_WEIGHTS)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        config: dict[str, Any] = base.model.peft_config[member].to_dict()
+        config["base_model_name_or_path"] = base.name
+        config["inference_mode"] = True
+        atomic_write_text(directory / ADAPTER_CONFIG, json.dumps(config, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+    def load_adapter(self, member: str, directory: Path) -> None:
+        """Replace the member's adapter with the one saved in ``directory`` (its shape may differ)."""
+        base = self._checked(member)
+        config, weights = _read_adapter(Path(directory))
+        if not _same_shape(base.model.peft_config[member], config):
+            active = base.model.active_adapter
+            base.model.delete_adapter(member)
+            base.model.add_adapter(member, config)
+            base.model.set_adapter(active)
+        self._set_weights(member, weights, str(directory))
+        base.model.eval()
