@@ -154,3 +154,9 @@ def test_prompts_sampling_and_tokenizer(pool):
     with pytest.raises(KeyError, match="unknown member 'dave'"):
         pool.model("dave")
     assert next(pool.model("alice").parameters()).dtype == torch.float32
+
+
+def test_member_names_must_suit_peft():
+    config = PoolConfig.model_validate({"members": [{"name": "qwen2.5", "model": "tiny-llama"}]})
+    with pytest.raises(ValueError, match="member name 'qwen2.5' contains '.'.*'qwen2_5'"):
+        ModelPool(config, LoraConfig(), seed=0)

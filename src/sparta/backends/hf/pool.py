@@ -115,6 +115,12 @@ class ModelPool:
     def __init__(self, pool: PoolConfig, lora: LoraConfig, seed: int) -> None:
         if not pool.members:
             raise ValueError("pool.members is empty: a pool needs at least one member")
+        for member in pool.members:
+            if "." in member.name:
+                raise ValueError(
+                    f"pool.members: member name {member.name!r} contains '.', which cannot name a PEFT adapter; "
+                    f"rename it (e.g. {member.name.replace('.', '_')!r})"
+                )
         self.config = pool
         self.seed = seed
         self.members: list[str] = [m.name for m in pool.members]
@@ -139,7 +145,10 @@ class ModelPool:
             lora_config, weights = _read_adapter(_adapter_dir(member.adapter))
         else:
             lora_config, weights = _peft_lora(lora), None
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            # PEFT warns about names like "a" that are substrings of "lora_"; that only concerns its own
+            # from_pretrained path, and the pool reads and writes adapters by explicit adapter name.
+            warnings.filterwarnings("ignore", message="Adapter name .* should not be contained in the prefix")
             torch.manual_seed(derive_seed(self.seed, "lora-init", member.name))
             if base.model is None:
                 base.model = get_peft_model(_load_base(path, self.config), lora_config, adapter_name=member.name)
@@ -234,7 +243,9 @@ class ModelPool:
         if not _same_shape(base.model.peft_config[member], config):
             active = base.model.active_adapter
             base.model.delete_adapter(member)
-            base.model.add_adapter(member, config)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Adapter name .* should not be contained in the prefix")
+                base.model.add_adapter(member, config)
             base.model.set_adapter(active)
         self._set_weights(member, weights, str(directory))
         base.model.eval()
