@@ -43,7 +43,10 @@ class Tribe(Protocol):
     def train(
         self, pairs: Sequence[PreferencePair], round_dir: Path, seed: int, progress: Progress = _no_progress
     ) -> dict[str, Any]:
-        """Train every member on the round's pairs and save the result under ``round_dir``; returns metrics."""
+        """Train every member on the round's pairs and save the result under ``round_dir``; returns metrics.
+
+        ``progress`` counts members: it is called with 1 as each member finishes.
+        """
         ...
 
     def load_round(self, round_dir: Path) -> None:

@@ -204,7 +204,7 @@ class SimulatedTribe:
             for m, row in self._skills.items():
                 s = before[m][d]
                 row[d] = s + self.sim.learning_rate * sum(g * _sigmoid(qc - s) for g, qc in items) / len(items)
-        progress(len(pairs))
+        progress(len(self.members))
         gains = [sum(self._skills[m]) / len(self.domains) - sum(before[m]) / len(self.domains) for m in self.members]
         metrics = {
             "pairs": len(pairs),

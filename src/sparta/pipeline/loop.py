@@ -106,6 +106,7 @@ class RoundLoop:
         self.state_path = self.out / "state.json"
         self.members = config.member_names()
         self._instructions: list[Instruction] | None = None
+        self.state: RunState | None = None
 
     # -- set-up -------------------------------------------------------------------------------------------
     def open(self) -> RunState:
@@ -160,7 +161,7 @@ class RoundLoop:
 
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self) -> list[RoundStats]:
-        state = self.open()
+        state = self.state = self.open()
         return [self.run_round(state, r) for r in range(1, self.config.run.rounds + 1)]
 
     def run_round(self, state: RunState, r: int) -> RoundStats:

@@ -1,0 +1,29 @@
+# Two commands do all set-up from a fresh clone: `make demo` (the main job) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install simulate clean
+
+install: $(STAMP)
+
+# torch is pinned and installed first so that no other package can pull a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[llm,test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sparta demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+simulate: $(STAMP)
+	$(BIN)/sparta simulate --models 10 --rounds 8 --instructions 1000
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,1 @@
+"""Studies built from runs: simulated ablations, baselines, comparisons."""

@@ -1,0 +1,1 @@
+"""What a run shows: leaderboards, tables, plots and the HTML report."""
