@@ -1,0 +1,69 @@
+"""The Hugging Face tribe: the :class:`~sparta.backends.base.Tribe` contract over a :class:`ModelPool`.
+
+It only composes: generation (``generation.generate``), the judge chosen by ``judge.type`` (``judges.JUDGES``)
+and DPO per member (``training.train_member``). Judges and training are imported when first used, so answering
+does not pay for importing TRL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from sparta.backends.base import Progress, _no_progress
+from sparta.backends.hf.generation import generate
+from sparta.backends.hf.pool import ModelPool, derive_seed
+from sparta.config import SpartaConfig
+from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, Response
+
+ADAPTERS = "adapters"
+"""Each member's adapter after a round's training lives in ``round_dir/adapters/<member>/``."""
+
+
+class HFTribe:
+    """A pool of LoRA members over shared base models that answers, judges and trains."""
+
+    def __init__(self, config: SpartaConfig) -> None:
+        self.config = config
+        self.pool = ModelPool(config.pool, config.training.lora, config.run.seed)
+        self.members: list[str] = list(self.pool.members)
+        self._judge: Any = None
+
+    def generate(
+        self, requests: Sequence[tuple[str, Instruction]], seed: int, progress: Progress = _no_progress
+    ) -> list[Response]:
+        return generate(self.pool, requests, seed, self.config.pool.generation_batch_size, progress)
+
+    def judge(self, requests: Sequence[JudgeRequest], progress: Progress = _no_progress) -> list[Judgment]:
+        if self._judge is None:
+            from sparta.backends.hf.judges import JUDGES
+
+            self._judge = JUDGES.get(self.config.judge.type)(self.pool, self.config.judge)
+        return self._judge.score(requests, progress)
+
+    def train(
+        self, pairs: Sequence[PreferencePair], round_dir: Path, seed: int, progress: Progress = _no_progress
+    ) -> dict[str, Any]:
+        """Train every member on all the round's pairs, one after the other; ``progress(1)`` per member."""
+        from sparta.backends.hf.training import train_member
+
+        per_member = {}
+        for member in self.members:
+            out_dir = Path(round_dir) / ADAPTERS / member
+            member_seed = derive_seed(seed, "train", member) % 2**31  # numpy, under set_seed, wants 32 bits
+            per_member[member] = train_member(self.pool, member, pairs, out_dir, self.config.training, member_seed)
+            progress(1)
+        return {"pairs": len(pairs), "members": per_member}
+
+    def load_round(self, round_dir: Path) -> None:
+        """Give every member the adapter saved by :meth:`train` in ``round_dir``."""
+        missing = [m for m in self.members if not (Path(round_dir) / ADAPTERS / m).is_dir()]
+        if missing:
+            raise FileNotFoundError(f"{Path(round_dir) / ADAPTERS}: no adapter for members {missing}")
+        for member in self.members:
+            self.pool.load_adapter(member, Path(round_dir) / ADAPTERS / member)
+
+
+def build(config: SpartaConfig) -> HFTribe:
+    """The factory registered as backend ``hf``."""
+    return HFTribe(config)
