@@ -47,7 +47,7 @@ def test_split_fraction_extremes_growth_and_seed():
 
 
 @settings(max_examples=50, deadline=None)
-@given(size=st.integers(1, 80), data=st.data(), round_index=st.integers(0, 50), seed=st.integers(0, 2**32))
+@given(size=st.integers(1, 80), data=st.data(), round_index=st.integers(1, 50), seed=st.integers(0, 2**32))
 def test_draw_round_has_no_duplicates_when_n_fits(size, data, round_index, seed):
     train = make(size)
     n = data.draw(st.integers(0, size))
@@ -55,28 +55,30 @@ def test_draw_round_has_no_duplicates_when_n_fits(size, data, round_index, seed)
     assert len(drawn) == n and len({i.id for i in drawn}) == n and all(i in train for i in drawn)
 
 
-def test_draw_round_is_fresh_each_round_and_reproducible():
+def test_rounds_use_the_whole_set_before_repeating():
     train, _ = split_holdout(procedural_instructions(size=1000), 0.2, seed=0)
-    rounds = [draw_round(train, 100, r, seed=7) for r in range(8)]
-    assert rounds[3] == draw_round(list(reversed(train)), 100, 3, seed=7)  # order of the set does not matter
-    id_sets = [frozenset(i.id for i in drawn) for drawn in rounds]
-    assert len(set(id_sets)) == 8
-    for a in range(8):
-        for b in range(a + 1, 8):
-            assert len(id_sets[a] & id_sets[b]) < 40  # about 100 * 100 / 800 = 12.5 expected
-    assert draw_round(train, 100, 0, seed=8) != rounds[0]
-    assert len({round_seed(7, r) for r in range(100)}) == 100
+    rounds = [draw_round(train, 100, r, seed=7) for r in range(1, 8)]
+    assert rounds[3] == draw_round(list(reversed(train)), 100, 4, seed=7)  # order of the set does not matter
+    used = [i.id for drawn in rounds for i in drawn]
+    assert len(used) == len(set(used)) == 700 <= len(train)
+    assert draw_round(train, 100, 1, seed=8) != rounds[0]
+    # the next pass reshuffles: round 1 of the second pass is not round 1 of the first
+    passes = len(train) // 100 + 1
+    assert draw_round(train, 100, passes + 1, seed=7) != rounds[0]
+    assert len({round_seed(7, e) for e in range(100)}) == 100
 
 
 def test_draw_round_cycles_reshuffled_copies_when_n_exceeds_the_set():
     train = make(30)
-    drawn = draw_round(train, 75, round_index=2, seed=1)
+    drawn = draw_round(train, 75, round_index=1, seed=1)
     assert len(drawn) == 75
     counts = Counter(i.id for i in drawn)
     assert set(counts.values()) == {2, 3} and sum(v == 3 for v in counts.values()) == 15
     chunks = [{i.id for i in drawn[a:b]} for a, b in ((0, 30), (30, 60), (60, 75))]
     assert [len(c) for c in chunks] == [30, 30, 15]
     assert drawn[:30] != drawn[30:60]
-    assert draw_round(train, 0, 0, 0) == []
+    assert draw_round(train, 0, 1, 0) == []
     with pytest.raises(ValueError, match="empty set"):
-        draw_round([], 5, 0, 0)
+        draw_round([], 5, 1, 0)
+    with pytest.raises(ValueError, match="numbered from 1"):
+        draw_round(train, 5, 0, 0)

@@ -3,7 +3,7 @@
     from sparta.tasks import load_task, split_holdout, draw_round, score_answer
     instructions = load_task("math", {"path": "data/math/easy.jsonl"})
     train, heldout = split_holdout(instructions, 0.2, seed=0)
-    batch = draw_round(train, n=100, round_index=0, seed=0)
+    batch = draw_round(train, n=100, round_index=1, seed=0)
     score_answer("math", "... so the answer is \\boxed{\\frac12}", "0.5")  # 1.0
 """
 

@@ -34,22 +34,38 @@ def split_holdout(instructions: Sequence[Instruction], fraction: float, seed: in
     return train, heldout
 
 
-def round_seed(seed: int, round_index: int) -> int:
-    """The seed of one round's draw, so that every round draws afresh (not the same prompts each round)."""
-    return int(_unit_hash("round", seed, round_index) * 2**63)
+def round_seed(seed: int, epoch: int) -> int:
+    """The seed of one pass over the instruction set: rounds slice it, so each round draws afresh."""
+    return int(_unit_hash("epoch", seed, epoch) * 2**63)
 
 
 def draw_round(train: Sequence[Instruction], n: int, round_index: int, seed: int) -> list[Instruction]:
-    """``n`` instructions for round ``round_index``: without replacement within the round; when ``n`` exceeds
-    the set, whole reshuffled copies follow one another (each instruction then appears n // len or one more times).
+    """``n`` instructions for round ``round_index`` (numbered from 1), fresh every round.
+
+    The set is shuffled once per epoch (seeded by ``seed`` and the epoch) and rounds take consecutive slices,
+    so no instruction comes back until the whole set has been used; within a round there are no duplicates
+    while ``n`` does not exceed the set.
     """
     if n < 0:
         raise ValueError(f"cannot draw {n} instructions")
     if n and not train:
         raise ValueError("cannot draw instructions from an empty set")
+    if round_index < 1:
+        raise ValueError(f"rounds are numbered from 1, got {round_index}")
     pool = sorted(train, key=lambda instruction: instruction.id)
-    rng = random.Random(round_seed(seed, round_index))
+    position = (round_index - 1) * n
     drawn: list[Instruction] = []
+    seen: set[str] = set()
+    orders: dict[int, list[Instruction]] = {}
     while len(drawn) < n:
-        drawn.extend(rng.sample(pool, min(len(pool), n - len(drawn))))
+        epoch, offset = divmod(position, len(pool))
+        position += 1
+        if epoch not in orders:
+            orders[epoch] = list(pool)
+            random.Random(round_seed(seed, epoch)).shuffle(orders[epoch])
+        item = orders[epoch][offset]
+        if n <= len(pool) and item.id in seen:  # a round that spans two passes must not repeat an item
+            continue
+        seen.add(item.id)
+        drawn.append(item)
     return drawn
