@@ -1,0 +1,65 @@
+"""Configuration: authors' defaults, YAML + overrides, and errors that name the field."""
+
+import pytest
+
+from sparta.config import ConfigError, SpartaConfig, dump_config, load_config
+
+
+def test_defaults_are_the_authors():
+    t = SpartaConfig().tournament
+    assert (t.initial_rating, t.initial_sigma, t.kappa0, t.kappa_min, t.decay, t.decay_steps) == (100, 0.5, 10, 5, 0.9, 10)
+    assert (t.eps, t.window, t.sigma_min, t.scale, t.rating_floor, t.alpha, t.k) == (0.01, 10, 0.1, 20, 10, 0.6, 5)
+    assert SpartaConfig().training.beta == 0.1
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("run:\n  rounds: 3\ntournament:\n  alpha: 0.5\n")
+    cfg = load_config(path, ["tournament.alpha=0.2", "training.lora.r=4", "pool.long_prompt=skip"])
+    assert cfg.run.rounds == 3 and cfg.tournament.alpha == 0.2 and cfg.training.lora.r == 4
+    assert cfg.pool.long_prompt == "skip"
+    assert load_config(path) != cfg
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(None, ["tournament.k=3", "run.seed=9"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(path) == cfg
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("tournament.alpha=1.5", r"tournament\.alpha.*less than or equal to 1"),
+        ("tournament.k=0", r"tournament\.k.*greater than or equal to 1"),
+        ("tournament.aggregation=median", r"tournament\.aggregation"),
+        ("tournament.kappa_min=20", r"kappa_min"),
+        ("tournament.nonsense=1", r"tournament\.nonsense.*Extra inputs"),
+        ("training.beta=-1", r"training\.beta.*greater than 0"),
+    ],
+)
+def test_bad_values_name_the_field_and_range(override, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(None, [override])
+
+
+def test_bad_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("run:\n  rounds: 3\n  seed: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+"):
+        load_config(path)
+
+
+def test_missing_file_and_bad_override():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("/nonexistent/c.yaml")
+    with pytest.raises(ConfigError, match="section.field=value"):
+        load_config(None, ["alpha"])
+
+
+def test_two_members_need_all_judges():
+    members = ["pool.members=[{name: a, model: x}, {name: b, model: x}]"]
+    with pytest.raises(ConfigError, match="judges=all"):
+        load_config(None, members)
+    assert len(load_config(None, members + ["tournament.judges=all"]).pool.members) == 2

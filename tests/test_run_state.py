@@ -1,0 +1,60 @@
+"""state.json round-trips losslessly and refuses what it cannot read."""
+
+import json
+
+import pytest
+
+from sparta.config import TournamentConfig
+from sparta.pipeline.loop import RunDirectoryError, run_chunked
+from sparta.pipeline.state import RunState
+from sparta.tournament import ReputationState, update_pair
+
+
+def test_state_file_round_trip(tmp_path):
+    cfg = TournamentConfig()
+    rep = ReputationState.initial(["a", "b", "c"], cfg)
+    update_pair(rep, "a", "b", 8.0, 2.5, cfg)
+    update_pair(rep, "b", "c", 1.0 / 7.0, 6.0, cfg)
+    state = RunState(seed=42, members=["a", "b", "c"], reputation=rep)
+    state.mark(1, "matches")
+    state.mark(1, "responses")
+    path = tmp_path / "state.json"
+    state.save(path)
+    again = RunState.load(path)
+    assert again == state
+    assert again.reputation.ratings["b"] == rep.ratings["b"]  # floats survive exactly
+    assert again.done(1, "responses") and not again.done(1, "judgments") and not again.round_complete(1)
+
+
+def test_state_version_is_checked(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"version": 99}))
+    with pytest.raises(ValueError, match="version"):
+        RunState.load(path)
+
+
+def test_run_chunked_resumes_from_the_partial_file(tmp_path):
+    path = tmp_path / "out.jsonl"
+    calls = []
+
+    def work(chunk, index):
+        calls.append(index)
+        if index == 2 and len(calls) == 3:
+            raise KeyboardInterrupt  # a crash in the middle of the stage
+        return [{"x": x} for x in chunk]
+
+    items = list(range(10))
+    with pytest.raises(KeyboardInterrupt):
+        run_chunked(path, items, work, 3, lambda n: None)
+    assert not path.exists() and (tmp_path / "out.partial.jsonl").exists()
+    resumed = []
+    rows = run_chunked(path, items, work, 3, resumed.append)
+    assert rows == [{"x": x} for x in items]
+    assert calls == [0, 1, 2, 2, 3] and resumed == [6]
+    assert not (tmp_path / "out.partial.jsonl").exists()
+
+
+def test_run_chunked_rejects_a_torn_partial_file(tmp_path):
+    (tmp_path / "out.partial.jsonl").write_text('{"x": 0}\n{"x": 1}\n')
+    with pytest.raises(RunDirectoryError, match="chunk boundary"):
+        run_chunked(tmp_path / "out.jsonl", list(range(10)), lambda c, i: [], 3, lambda n: None)
