@@ -1,0 +1,225 @@
+"""DPO of one member on the shared base: reference = the member at the start of the round, only its adapter moves."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from peft import get_peft_model_state_dict  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+from sparta.backends.hf.pool import ADAPTER_CONFIG, ADAPTER_WEIGHTS, ModelPool  # noqa: E402
+from sparta.backends.hf.training import TrainingDivergedError, preference_rows, train_member  # noqa: E402
+from sparta.config import LoraConfig, PoolConfig, TrainingConfig  # noqa: E402
+from sparta.records import PreferencePair  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPARTA_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def _pool(**member_extra) -> ModelPool:
+    config = PoolConfig.model_validate(
+        {
+            "members": [
+                {"name": "alice", "model": "tiny-llama", "system_prompt": "You are terse.", **member_extra},
+                {"name": "bob", "model": "tiny-llama"},
+            ]
+        }
+    )
+    return ModelPool(config, LoraConfig(r=4, alpha=8, dropout=0.1), seed=0)
+
+
+@pytest.fixture
+def pool(cache) -> ModelPool:
+    return _pool()
+
+
+def _pairs(n: int = 8) -> list[PreferencePair]:
+    return [
+        PreferencePair(
+            prompt=f"What is {i} + {i + 1}?",
+            chosen=f"The answer is {2 * i + 1}.",
+            rejected="Cat dog tree river the blue.",
+            chosen_model="bob",
+            rejected_model="alice",
+            margin=1.0,
+            instruction_id=f"q{i}",
+        )
+        for i in range(n)
+    ]
+
+
+def _config(**overrides) -> TrainingConfig:
+    values = {"beta": 0.1, "learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 128}
+    return TrainingConfig(**{**values, **overrides})
+
+
+def _adapter(pool: ModelPool, member: str) -> dict[str, torch.Tensor]:
+    state = get_peft_model_state_dict(pool.model(member), adapter_name=member)
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _perturb(pool: ModelPool, member: str, std: float = 0.5) -> None:
+    """Make the member's adapter differ from the base, as after an earlier round of training."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in pool.model(member).named_parameters():
+            if f"lora_A.{member}." in name or f"lora_B.{member}." in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
+
+
+def _answer_logp(pool: ModelPool, member: str, instruction: str, answer: str, adapter: bool = True) -> float:
+    """log p(answer + end of turn | templated prompt), computed independently of TRL."""
+    tokenizer = pool.tokenizer(member)
+    prompt = pool.prompt_text(member, instruction)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(prompt + answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+    assert full_ids[: len(prompt_ids)] == prompt_ids
+    model = pool.model(member)
+    ids = torch.tensor([full_ids])
+    with torch.no_grad():
+        if adapter:
+            logits = model(input_ids=ids).logits
+        else:
+            with model.disable_adapter():
+                logits = model(input_ids=ids).logits
+    logps = torch.log_softmax(logits[0, :-1].float(), dim=-1).gather(1, ids[0, 1:, None])[:, 0]
+    return float(logps[len(prompt_ids) - 1 :].sum())
+
+
+def _mean_margin(pool: ModelPool, member: str, pairs: list[PreferencePair]) -> float:
+    margins = [
+        _answer_logp(pool, member, p.prompt, p.chosen) - _answer_logp(pool, member, p.prompt, p.rejected) for p in pairs
+    ]
+    return sum(margins) / len(margins)
+
+
+def test_dpo_raises_the_margin_and_touches_only_the_member(pool, tmp_path):
+    pairs = _pairs(8)
+    bob_before, alice_before = _adapter(pool, "bob"), _adapter(pool, "alice")
+    inner = pool.model("alice").get_base_model()
+    base_before = {k: v.clone() for k, v in inner.state_dict().items() if "lora_" not in k}
+    margin_before = _mean_margin(pool, "alice", pairs)
+    calls: list[int] = []
+
+    metrics = train_member(pool, "alice", pairs, tmp_path / "alice", _config(epochs=3), seed=0, progress=calls.append)
+
+    assert metrics["steps"] == 6 and calls == [1] * 6
+    assert math.isfinite(metrics["loss"]) and metrics["loss"] < math.log(2)
+    assert metrics["final_loss"] < math.log(2)
+    assert 0.0 <= metrics["rewards/accuracies"] <= 1.0 and metrics["rewards/margins"] > 0
+    assert metrics["seconds"] > 0 and metrics["seconds_per_step"] > 0
+    assert _mean_margin(pool, "alice", pairs) > margin_before + 0.5
+    assert not _same(_adapter(pool, "alice"), alice_before)
+    assert _same(_adapter(pool, "bob"), bob_before)
+    assert all(torch.equal(v, base_before[k]) for k, v in inner.state_dict().items() if "lora_" not in k)
+    # saved in PEFT format, equal to the trained adapter in memory
+    saved = load_file(str(tmp_path / "alice" / ADAPTER_WEIGHTS))
+    assert (tmp_path / "alice" / ADAPTER_CONFIG).is_file()
+    assert _same(saved, _adapter(pool, "alice"))
+    # the shared model is left as found: no patched forward, eval mode, LoRA dropout intact
+    assert "forward" not in inner.__dict__ and not pool.model("bob").training
+    assert {m.p for m in inner.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+
+
+def test_reference_is_the_member_at_the_start_of_the_round(pool, tmp_path):
+    pairs, beta = _pairs(4), 1.0
+    _perturb(pool, "alice", std=1.0)
+    # the adapter really differs from the base: with the base as reference, step-0 rewards would be far from 0
+    def logp(p: PreferencePair, adapter: bool) -> float:
+        return _answer_logp(pool, "alice", p.prompt, p.chosen, adapter)
+
+    base_rewards = [beta * (logp(p, True) - logp(p, False)) for p in pairs]
+    assert abs(sum(base_rewards) / len(base_rewards)) > 0.1
+
+    # one optimizer step over all pairs: TRL's logged rewards are those of step 0, where policy == reference
+    metrics = train_member(pool, "alice", pairs, tmp_path / "a", _config(batch_size=4, beta=beta), seed=0)
+
+    assert metrics["steps"] == 1
+    assert metrics["rewards/chosen"] == pytest.approx(0.0, abs=1e-4)
+    assert metrics["rewards/rejected"] == pytest.approx(0.0, abs=1e-4)
+    assert metrics["loss"] == pytest.approx(math.log(2), abs=1e-4)
+
+
+def test_divergence_raises_restores_the_adapter_and_saves_nothing(pool, tmp_path):
+    _perturb(pool, "alice", std=0.05)
+    before = _adapter(pool, "alice")
+
+    def poison(_: int) -> None:  # after the first optimizer step the adapter goes bad
+        with torch.no_grad():
+            for name, param in pool.model("alice").named_parameters():
+                if "lora_A.alice." in name:
+                    param.fill_(float("inf"))
+
+    with pytest.raises(TrainingDivergedError, match=r"'alice' diverged at optimizer step 2") as caught:
+        train_member(pool, "alice", _pairs(8), tmp_path / "out", _config(batch_size=2), seed=0, progress=poison)
+
+    assert caught.value.member == "alice" and caught.value.step == 2 and not math.isfinite(caught.value.loss)
+    assert not (tmp_path / "out").exists()
+    assert _same(_adapter(pool, "alice"), before)
+    assert "forward" not in pool.model("alice").get_base_model().__dict__
+
+
+def test_zero_pairs_saves_the_adapter_unchanged(pool, tmp_path):
+    _perturb(pool, "bob", std=0.1)
+    before = _adapter(pool, "bob")
+    calls: list[int] = []
+
+    metrics = train_member(pool, "bob", [], tmp_path / "bob", _config(), seed=0, progress=calls.append)
+
+    assert metrics == {"steps": 0} and calls == []
+    assert _same(load_file(str(tmp_path / "bob" / ADAPTER_WEIGHTS)), before)
+
+
+def test_prompts_that_fill_max_length_are_skipped_and_counted(pool, tmp_path):
+    long = PreferencePair("word " * 80, "yes", "no", "bob", "alice", 1.0, "long")
+
+    metrics = train_member(pool, "alice", [long], tmp_path / "x", _config(max_length=16), seed=0)
+    assert metrics == {"steps": 0, "skipped_long_prompts": 1}
+
+    metrics = train_member(pool, "alice", [long, *_pairs(2)], tmp_path / "y", _config(max_length=64), seed=0)
+    assert metrics["steps"] == 1 and metrics["skipped_long_prompts"] == 1
+
+
+def test_training_is_seeded(pool, tmp_path):
+    start = tmp_path / "start"
+    pool.save_adapter("alice", start)
+    results = []
+    for run in range(2):
+        pool.load_adapter("alice", start)
+        train_member(pool, "alice", _pairs(8), tmp_path / f"run{run}", _config(batch_size=2), seed=7)
+        results.append(_adapter(pool, "alice"))
+    assert _same(*results)
+
+
+def test_rows_use_the_member_template_and_end_the_turn(pool):
+    rows = preference_rows(pool, "alice", _pairs(1))
+    assert rows[0]["prompt"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "What is 0 + 1?"},
+    ]
+    assert rows[0]["chosen"] == [{"role": "assistant", "content": "The answer is 1."}]
+
+
+def test_a_template_without_end_of_turn_is_refused(tmp_path, cache):
+    pool = _pool()
+    pool.tokenizer("alice").chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    before = _adapter(pool, "alice")
+    with pytest.raises(ValueError, match="does not end an assistant turn"):
+        train_member(pool, "alice", _pairs(2), tmp_path / "a", _config(), seed=0)
+    assert _same(_adapter(pool, "alice"), before) and not (tmp_path / "a").exists()
