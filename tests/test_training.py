@@ -223,3 +223,16 @@ def test_a_template_without_end_of_turn_is_refused(tmp_path, cache):
     with pytest.raises(ValueError, match="does not end an assistant turn"):
         train_member(pool, "alice", _pairs(2), tmp_path / "a", _config(), seed=0)
     assert _same(_adapter(pool, "alice"), before) and not (tmp_path / "a").exists()
+
+
+def test_members_train_one_after_another_on_the_shared_base(pool, tmp_path):
+    train_member(pool, "alice", _pairs(4), tmp_path / "alice", _config(), seed=0)
+    alice_after = _adapter(pool, "alice")
+    bob_before = _adapter(pool, "bob")
+
+    metrics = train_member(pool, "bob", _pairs(4), tmp_path / "bob", _config(), seed=0)
+
+    assert metrics["steps"] == 1
+    assert not _same(_adapter(pool, "bob"), bob_before)
+    assert _same(_adapter(pool, "alice"), alice_after)
+    assert _same(load_file(str(tmp_path / "alice" / ADAPTER_WEIGHTS)), alice_after)
