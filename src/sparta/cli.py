@@ -111,5 +111,63 @@ def simulate(
     _print_run_summary(target, time.perf_counter() - start)
 
 
+def _judge_check_table(rows: list[dict], title: str):
+    from sparta.backends.hf.probes import KINDS
+
+    cols = ["judge_type", "judge", *KINDS, "overall", "failures", "judgments_per_s"]
+    return rows_table(rows, title, cols)
+
+
+@app.command("judge-check")
+def judge_check(
+    config: Path = typer.Argument(..., help="YAML configuration whose pool members act as judges"),
+    types: str = typer.Option("generate,logprob,likelihood", help="comma-separated judge types"),
+    n: int = typer.Option(10, "--n", help="probes per kind"),
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """Measure each judge type's pairwise accuracy on probes with a known better response."""
+    from sparta.backends.hf.pool import ModelPool
+    from sparta.backends.hf.probes import best_judge_type, judge_check as run_check
+
+    try:
+        cfg = load_config(config, overrides or [])
+    except ConfigError as err:
+        _fail(str(err))
+    pool = ModelPool(cfg.pool, cfg.training.lora, cfg.run.seed)
+    judge_types = [t.strip() for t in types.split(",") if t.strip()]
+    rows = run_check(pool, judge_types, cfg.judge, n, cfg.run.seed)
+    console.print(_judge_check_table(rows, f"judge-check: pairwise accuracy, {n} probes per kind (0.5 = chance)"))
+    console.print(f"most accurate judge type: [bold]{best_judge_type(rows)}[/bold]")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="run directory (resumed if it exists)"),
+    probes: int = typer.Option(4, help="judge-check probes per kind before the run"),
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """SPARTA on four SmolLM2-135M-Instruct members: judge-check, two rounds, leaderboard."""
+    from sparta.backends.hf.probes import best_judge_type
+    from sparta.demo import check_judges, demo_config, resumed_judge_type
+    from sparta.pipeline.loop import run as run_loop
+
+    start = time.perf_counter()
+    cfg = demo_config(overrides or [])
+    chosen = resumed_judge_type(out)
+    if chosen is None:
+        console.rule("judge-check")
+        rows = check_judges(cfg, probes)
+        console.print(_judge_check_table(rows, f"judge-check on {cfg.pool.members[0].model}: pairwise accuracy, "
+                                         f"{probes} probes per kind (0.5 = chance)"))
+        chosen = best_judge_type(rows)
+        console.print(f"the demo judges with [bold]{chosen}[/bold], the most accurate judge type for this model")
+    else:
+        console.print(f"resuming {out}: it judges with [bold]{chosen}[/bold]")
+    cfg = cfg.model_copy(update={"judge": cfg.judge.model_copy(update={"type": chosen})})
+    console.rule("SPARTA rounds")
+    run_loop(cfg, out, RichReporter())
+    _print_run_summary(out, time.perf_counter() - start)
+
+
 if __name__ == "__main__":
     app()

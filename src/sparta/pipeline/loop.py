@@ -68,6 +68,7 @@ def combat_instructions(config: SpartaConfig) -> list[Instruction]:
 
 
 def _chunk_size(n: int, floor: int) -> int:
+    """About CHUNKS_PER_STAGE chunks, never smaller than one batch; depends only on the stage size and config."""
     return max(floor, math.ceil(n / CHUNKS_PER_STAGE)) if n else floor
 
 
@@ -216,7 +217,7 @@ class RoundLoop:
                 return [x.to_dict() for x in self.tribe.generate(chunk, seed, advance)]
 
             with self.reporter.stage(f"round {r}: answering", len(requests)) as advance:
-                rows = run_chunked(path, requests, work, _chunk_size(len(requests), 16), advance)
+                rows = run_chunked(path, requests, work, _chunk_size(len(requests), self.config.pool.generation_batch_size), advance)
             self._finish(state, r, "responses")
         responses = [Response.from_dict(d) for d in rows]
         return {(x.instruction_id, x.model): x for x in responses}
@@ -244,7 +245,7 @@ class RoundLoop:
             return [j.to_dict() for j in self.tribe.judge(chunk, advance)]
 
         with self.reporter.stage(f"round {r}: judging", len(requests)) as advance:
-            rows = run_chunked(path, requests, work, _chunk_size(len(requests), 32), advance)
+            rows = run_chunked(path, requests, work, _chunk_size(len(requests), self.config.judge.batch_size), advance)
         self._finish(state, r, "judgments")
         return [Judgment.from_dict(d) for d in rows]
 

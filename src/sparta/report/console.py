@@ -52,7 +52,7 @@ def leaderboard_table(rows: Sequence[dict[str, Any]], title: str = "Leaderboard"
         table.add_row(
             str(r["rank"]),
             r["member"],
-            _fmt(r["reputation"], 3),
+            _fmt(r["reputation"], 4),
             _fmt(r["bt"], 0),
             ci,
             f"{r['wins']}-{r['losses']}-{r['ties']}",
