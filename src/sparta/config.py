@@ -94,7 +94,17 @@ class JudgeConfig(_Strict):
     type: str = Field("generate", description="a registered judge: generate, logprob, likelihood")
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(32, ge=1)
-    max_response_tokens: int = Field(512, ge=1)
+    max_response_tokens: int = Field(512, ge=1, description="responses are cut to this many judge tokens")
+    likelihood_repeat_ngram: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="likelihood judge: leave out tokens of repeated n-grams of this size and scale by the kept share "
+        "(0: off)",
+    )
+    likelihood_min_tokens: int = Field(
+        0, ge=0, description="likelihood judge: scale the probability by min(1, tokens / this) (0: off)"
+    )
 
 
 class TrainingConfig(_Strict):
