@@ -111,6 +111,19 @@ def simulate(
     _print_run_summary(target, time.perf_counter() - start)
 
 
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
+    """Write RUN_DIR/report.html (self-contained, plots embedded) and the plots as PNGs."""
+    from sparta.report.analysis import ReportError
+    from sparta.report.html import write_report
+
+    try:
+        path = write_report(run_dir)
+    except (ReportError, FileNotFoundError) as err:
+        _fail(str(err))
+    console.print(f"report: [bold]{path}[/bold]")
+
+
 def _judge_check_table(rows: list[dict], title: str):
     from sparta.backends.hf.probes import KINDS
 
