@@ -84,6 +84,7 @@ def test_fresh_adapter_equals_base_and_adapters_are_independent(pool, tmp_path):
     assert torch.equal(_logits(pool, "bob"), before_bob)
 
 
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
 def test_adapter_round_trip_in_peft_format(pool, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
