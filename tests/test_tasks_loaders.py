@@ -288,3 +288,32 @@ def test_hf_dataset_from_disk(tmp_path):
     assert len(load_task("hf_dataset", {"path": str(tmp_path / "single"), **options, "on_bad_record": "skip"})) == 2
     with pytest.raises(TaskOptionsError, match=r"option 'split': .* no split 'valid'; splits: \['test', 'train'\]"):
         load_task("hf_dataset", {"path": str(tmp_path / "dd"), "split": "valid", **options})
+
+
+def test_mixture_combines_parts_with_a_seeded_limit():
+    from sparta.tasks import load_task
+
+    a = load_task("procedural", {"size": 20, "seed": 0, "domains": ["arithmetic"]})
+    mixed = load_task(
+        "mixture",
+        {"parts": [{"task": "procedural", "options": {"size": 20, "seed": 0, "domains": ["arithmetic"]}},
+                   {"task": "procedural", "options": {"size": 50, "seed": 0, "domains": ["yes_no"]}, "limit": 5}]},
+    )
+    assert [x.id for x in mixed[:20]] == [x.id for x in a]
+    assert len(mixed) == 25 and all(x.domain == "yes_no" for x in mixed[20:])
+    again = load_task(
+        "mixture",
+        {"parts": [{"task": "procedural", "options": {"size": 20, "seed": 0, "domains": ["arithmetic"]}},
+                   {"task": "procedural", "options": {"size": 50, "seed": 0, "domains": ["yes_no"]}, "limit": 5}]},
+    )
+    assert again == mixed  # the limited choice is seeded
+
+
+def test_mixture_rejects_colliding_ids():
+    import pytest
+
+    from sparta.tasks import load_task
+
+    part = {"task": "procedural", "options": {"size": 10, "seed": 0}}
+    with pytest.raises(ValueError, match="collide"):
+        load_task("mixture", {"parts": [part, part]})

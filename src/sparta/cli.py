@@ -140,7 +140,7 @@ def judge_check(
 ) -> None:
     """Measure each judge type's pairwise accuracy on probes with a known better response."""
     from sparta.backends.hf.pool import ModelPool
-    from sparta.backends.hf.probes import best_judge_type, judge_check as run_check
+    from sparta.backends.hf.probes import KINDS, best_judge_type, judge_check as run_check
 
     try:
         cfg = load_config(config, overrides or [])
@@ -148,7 +148,8 @@ def judge_check(
         _fail(str(err))
     pool = ModelPool(cfg.pool, cfg.training.lora, cfg.run.seed)
     judge_types = [t.strip() for t in types.split(",") if t.strip()]
-    rows = run_check(pool, judge_types, cfg.judge, n, cfg.run.seed)
+    with RichReporter().stage("judge-check", len(judge_types) * len(pool.members) * n * len(KINDS) * 2) as advance:
+        rows = run_check(pool, judge_types, cfg.judge, n, cfg.run.seed, advance)
     console.print(_judge_check_table(rows, f"judge-check: pairwise accuracy, {n} probes per kind (0.5 = chance)"))
     console.print(f"most accurate judge type: [bold]{best_judge_type(rows)}[/bold]")
 
@@ -160,8 +161,8 @@ def demo(
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """SPARTA on four SmolLM2-135M-Instruct members: judge-check, two rounds, leaderboard."""
-    from sparta.backends.hf.probes import best_judge_type
-    from sparta.demo import check_judges, demo_config, resumed_judge_type
+    from sparta.backends.hf.probes import KINDS, best_judge_type
+    from sparta.demo import JUDGE_TYPES, check_judges, demo_config, resumed_judge_type
     from sparta.pipeline.loop import run as run_loop
 
     start = time.perf_counter()
@@ -169,7 +170,9 @@ def demo(
     chosen = resumed_judge_type(out)
     if chosen is None:
         console.rule("judge-check")
-        rows = check_judges(cfg, probes)
+        total = len(JUDGE_TYPES) * len({m.model for m in cfg.pool.members}) * probes * len(KINDS) * 2
+        with RichReporter().stage("judge-check", total) as advance:
+            rows = check_judges(cfg, probes, advance)
         console.print(_judge_check_table(rows, f"judge-check on {cfg.pool.members[0].model}: pairwise accuracy, "
                                          f"{probes} probes per kind (0.5 = chance)"))
         chosen = best_judge_type(rows)

@@ -66,6 +66,11 @@ class MemberConfig(_Strict):
 
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     model: str = Field(..., min_length=1)
+    clone_of: str | None = Field(
+        None,
+        description="start as an exact copy of that member (model, adapter, prompt, sampling, LoRA initialisation); "
+        "clones sample independently but judge and train identically, so they stay one model: Self-Rewarding",
+    )
     adapter: str | None = None
     system_prompt: str | None = None
     sampling: SamplingConfig | None = None
@@ -80,6 +85,25 @@ class PoolConfig(_Strict):
     max_prompt_tokens: int = Field(1024, ge=8)
     long_prompt: Literal["error", "skip"] = Field("error", description="what to do with a prompt over max_prompt_tokens")
     generation_batch_size: int = Field(8, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_clones(cls, data: Any) -> Any:
+        """A clone inherits every field it does not set from the member it copies."""
+        if not isinstance(data, dict) or not isinstance(data.get("members"), list):
+            return data
+        by_name = {m.get("name"): m for m in data["members"] if isinstance(m, dict)}
+        filled = []
+        for i, m in enumerate(data["members"]):
+            if isinstance(m, dict) and m.get("clone_of") is not None:
+                original = by_name.get(m["clone_of"])
+                if original is None or original.get("clone_of") is not None or original is m:
+                    raise ValueError(
+                        f"pool.members.{i}.clone_of: {m['clone_of']!r} is not another member that is itself no clone"
+                    )
+                m = {**{k: v for k, v in original.items() if k != "name"}, **m}
+            filled.append(m)
+        return {**data, "members": filled}
 
     @model_validator(mode="after")
     def _unique_names(self) -> "PoolConfig":
@@ -224,11 +248,15 @@ def config_from_dict(data: dict[str, Any], source: str = "configuration", overri
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> SpartaConfig:
-    """Read a YAML file (or the defaults when ``path`` is None) and apply ``section.field=value`` overrides."""
-    if path is None:
-        return config_from_dict({}, "defaults", overrides)
-    path = Path(path)
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A configuration file as a dict; ``extends: OTHER.yaml`` (relative to the file) is read first and overlaid."""
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist")
     try:
@@ -239,7 +267,20 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return config_from_dict(data, str(path), overrides)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    parent_path = (path.parent / str(parent)).resolve()
+    if parent_path in _seen:
+        raise ConfigError(f"{path}: extends {parent} forms a cycle")
+    return _deep_merge(read_yaml(parent_path, (*_seen, path.resolve())), data)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> SpartaConfig:
+    """Read a YAML file (or the defaults when ``path`` is None) and apply ``section.field=value`` overrides."""
+    if path is None:
+        return config_from_dict({}, "defaults", overrides)
+    return config_from_dict(read_yaml(Path(path)), str(path), overrides)
 
 
 def dump_config(config: SpartaConfig) -> str:

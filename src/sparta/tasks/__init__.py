@@ -8,7 +8,7 @@
 """
 
 from sparta.tasks.registry import TASKS, TaskOptionsError, load_task, task_names  # isort: skip
-from sparta.tasks import generic, procedural, sparta_formats  # noqa: F401  (registers the loaders)
+from sparta.tasks import generic, mixture, procedural, sparta_formats  # noqa: F401  (registers the loaders)
 from sparta.tasks.bad_records import LoadedInstructions, Location, TaskDataError
 from sparta.tasks.procedural import procedural_domains, procedural_expert_examples, procedural_instructions
 from sparta.tasks.scorers import SCORERS, extract_answer, score_answer

@@ -15,7 +15,7 @@ changes enter the histories and both sigmas move (population standard deviation 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import pstdev
 from typing import Any, Callable, Sequence
 

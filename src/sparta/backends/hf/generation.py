@@ -21,7 +21,8 @@ import torch
 from transformers import GenerationConfig
 
 from sparta.backends.base import Progress, _no_progress
-from sparta.backends.hf.pool import ModelPool, derive_seed
+from sparta.backends.hf.pool import ModelPool
+from sparta.tournament.seeding import derive_seed
 from sparta.config import SamplingConfig
 from sparta.records import Instruction, Response
 

@@ -7,7 +7,6 @@ the base does until it is trained. Adapters are read and written as PEFT safeten
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -23,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from sparta.backends.hf.models import resolve_model
+from sparta.tournament.seeding import derive_seed
 from sparta.config import LoraConfig, MemberConfig, PoolConfig, SamplingConfig
 from sparta.pipeline.rundir import atomic_write_text
 
@@ -30,12 +30,6 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
-
-
-def derive_seed(seed: int, *keys: object) -> int:
-    """A seed for one purpose (a member's LoRA init, one generation batch) that depends on nothing else."""
-    text = "/".join([str(seed), *map(str, keys)])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)
 
 
 @dataclass
@@ -150,7 +144,7 @@ class ModelPool:
             # from_pretrained path, and the pool reads and writes adapters by explicit adapter name.
             warnings.filterwarnings("ignore", message="Adapter name .* should not be contained in the prefix")
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            torch.manual_seed(derive_seed(self.seed, "lora-init", member.name))
+            torch.manual_seed(derive_seed(self.seed, "lora-init", member.clone_of or member.name))
             if base.model is None:
                 base.model = get_peft_model(_load_base(path, self.config), lora_config, adapter_name=member.name)
             else:

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 from sparta.backends.base import Progress, _no_progress
 from sparta.backends.hf.generation import generate
-from sparta.backends.hf.pool import ModelPool, derive_seed
+from sparta.backends.hf.pool import ModelPool
+from sparta.tournament.seeding import derive_seed
 from sparta.config import SpartaConfig
 from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, Response
 
@@ -50,7 +51,9 @@ class HFTribe:
         per_member = {}
         for member in self.members:
             out_dir = Path(round_dir) / ADAPTERS / member
-            member_seed = derive_seed(seed, "train", member) % 2**31  # numpy, under set_seed, wants 32 bits
+            # clones train with their original's seed so that they stay one model
+            key = self.pool.member_config(member).clone_of or member
+            member_seed = derive_seed(seed, "train", key) % 2**31  # numpy, under set_seed, wants 32 bits
             per_member[member] = train_member(self.pool, member, pairs, out_dir, self.config.training, member_seed)
             progress(1)
         return {"pairs": len(pairs), "members": per_member}
