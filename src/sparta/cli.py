@@ -112,6 +112,18 @@ def simulate(
 
 
 @app.command()
+def compare(run_dirs: list[Path] = typer.Argument(..., help="run directories: a method and its baselines")) -> None:
+    """Several runs side by side: set-up, pairs kept, judge failures, and evaluation when it exists."""
+    from sparta.report.compare import compare_rows
+
+    try:
+        rows, columns = compare_rows(run_dirs)
+    except (FileNotFoundError, ConfigError) as err:
+        _fail(str(err))
+    console.print(rows_table(rows, "Runs compared (evaluation: score [95% CI]; run `sparta eval` to fill it)", columns))
+
+
+@app.command()
 def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     """Write RUN_DIR/report.html (self-contained, plots embedded) and the plots as PNGs."""
     from sparta.report.analysis import ReportError
