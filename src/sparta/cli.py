@@ -111,6 +111,29 @@ def simulate(
     _print_run_summary(target, time.perf_counter() - start)
 
 
+@app.command("eval")
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    rounds: Optional[str] = typer.Option(None, help="comma-separated rounds (0 = initial pool); default: initial and final"),
+    tasks: Optional[Path] = typer.Option(None, help="YAML list of task specs {task, options, limit, scorer, judge}"),
+    limit: int = typer.Option(100, help="items per task (a seeded choice of held-out items)"),
+    max_new_tokens: Optional[int] = typer.Option(None, help="answer length (default: the pool's)"),
+) -> None:
+    """Evaluate every member at the chosen rounds on held-out items; writes eval.json and eval.csv."""
+    import yaml
+
+    from sparta.evaluation import EvalError, EvalSpecError, RoundError, eval_table_rows, evaluate_run
+
+    specs = yaml.safe_load(tasks.read_text()) if tasks else None
+    round_list = [int(x) for x in rounds.split(",")] if rounds else None
+    try:
+        result = evaluate_run(run_dir, round_list, specs, limit, RichReporter(), max_new_tokens=max_new_tokens)
+    except (EvalError, EvalSpecError, RoundError, ConfigError) as err:
+        _fail(str(err))
+    console.print(rows_table(eval_table_rows(result), "Evaluation: score [95% bootstrap CI] on held-out items"))
+    console.print(f"written: {run_dir / 'eval.json'}, {run_dir / 'eval.csv'}")
+
+
 @app.command()
 def compare(run_dirs: list[Path] = typer.Argument(..., help="run directories: a method and its baselines")) -> None:
     """Several runs side by side: set-up, pairs kept, judge failures, and evaluation when it exists."""
