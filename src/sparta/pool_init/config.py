@@ -1,0 +1,168 @@
+"""The ``sparta init-pool`` configuration: its own YAML schema, separate from a run's SpartaConfig.
+
+An init-pool file names one base model, the members to make of it (each with its own SFT subset), the SFT
+settings shared by all of them, how diversity is measured afterwards, and under ``sparta:`` the sections of the
+run configuration that init-pool writes out (``run``, ``data``, ``judge``, ``training``, ``pool`` minus its
+members...). ``pool.members`` of that run configuration is filled in by init-pool: the base model plus each
+member's trained adapter.
+
+    base: smollm2-135m-instruct
+    seed: 0
+    members:
+      - name: arithmetic
+        subset: {source: procedural, domain: arithmetic, size: 48}
+      - name: coder
+        system_prompt: You write code.
+        subset: {source: records, task: jsonl, options: {path: data/all.jsonl},
+                 prompt_field: instruction, response_field: output, where: {category: code}, size: 200}
+    sft: {learning_rate: 2.0e-4, epochs: 1, batch_size: 4, max_length: 192, lora: {r: 8, alpha: 16}}
+    diversity: {max_new_tokens: 48}
+    sparta: {run: {rounds: 2, instructions_per_round: 12}, judge: {type: likelihood}}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sparta.config import ConfigError, LoraConfig, SamplingConfig, apply_overrides, read_yaml
+
+BASE_MEMBER = "base"
+"""The name of the untrained reference row in the diversity measures (``diversity.include_base``)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProceduralSubset(_Strict):
+    """Worked, correct examples of one built-in procedural domain (``sparta.tasks.procedural_expert_examples``)."""
+
+    source: Literal["procedural"]
+    domain: str
+    size: int = Field(64, ge=1, description="examples to train on")
+    seed: int | None = Field(None, description="the examples' seed; default: the init-pool seed")
+
+    @field_validator("domain")
+    @classmethod
+    def _known_domain(cls, domain: str) -> str:
+        from sparta.tasks import procedural_domains
+
+        if domain not in procedural_domains():
+            raise ValueError(f"unknown procedural domain {domain!r}; known: {', '.join(procedural_domains())}")
+        return domain
+
+
+class RecordsSubset(_Strict):
+    """Instruction/response records read by a registered task loader (jsonl, json, csv, hf_dataset).
+
+    One file per member, or one shared file split by a field: ``where: {category: code}`` keeps the records whose
+    ``category`` equals ``code``. ``size`` caps the subset with a seeded sample (drawn per member).
+    """
+
+    source: Literal["records"]
+    task: str = Field("jsonl", description="a task loader that reads records: jsonl, json, csv, hf_dataset")
+    options: dict[str, Any] = Field(default_factory=dict, description="the loader's options: path, split, ...")
+    prompt_field: str = "prompt"
+    response_field: str = "response"
+    where: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    size: int | None = Field(None, ge=1, description="at most this many examples (a seeded sample)")
+
+    @model_validator(mode="after")
+    def _fields_are_ours(self) -> "RecordsSubset":
+        taken = {"prompt_field", "answer_field", "answer_type", "meta_fields"} & set(self.options)
+        if taken:
+            raise ValueError(f"options {sorted(taken)} are set by init-pool; use prompt_field/response_field/where")
+        return self
+
+
+Subset = Annotated[Union[ProceduralSubset, RecordsSubset], Field(discriminator="source")]
+
+
+class InitMember(_Strict):
+    """A member to make: its name, optional system prompt and sampling (carried into the run), its SFT subset."""
+
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    system_prompt: str | None = None
+    sampling: SamplingConfig | None = None
+    subset: Subset
+
+
+class SFTSettings(_Strict):
+    """Supervised fine-tuning of every member's LoRA adapter; the loss covers the assistant turn only."""
+
+    learning_rate: float = Field(2e-4, gt=0, lt=1)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(256, ge=16, description="examples longer than this (in the chat template) are skipped")
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+
+
+class DiversitySettings(_Strict):
+    """Held-out prompts with gold answers, answered greedily by every member after initialisation.
+
+    With the default procedural task, ``options`` default to the procedural members' domains (all verifiable
+    domains when there are none), 20 prompts per domain and the init-pool seed; the prompts come from another
+    random stream than the SFT examples, and any prompt that also is an SFT prompt is left out.
+    """
+
+    enabled: bool = True
+    task: str = "procedural"
+    options: dict[str, Any] = Field(default_factory=dict)
+    per_domain: int = Field(20, ge=1, description="procedural default: prompts per domain")
+    max_new_tokens: int = Field(48, ge=1)
+    batch_size: int = Field(8, ge=1)
+    include_base: bool = Field(True, description=f"add the untrained base as a reference row named {BASE_MEMBER!r}")
+
+
+class InitPoolConfig(_Strict):
+    base: str = Field(..., min_length=1, description="the shared base model: alias, local path or hub id")
+    seed: int = 0
+    members: list[InitMember] = Field(..., min_length=1)
+    sft: SFTSettings = Field(default_factory=SFTSettings)
+    diversity: DiversitySettings = Field(default_factory=DiversitySettings)
+    sparta: dict[str, Any] = Field(default_factory=dict, description="the run configuration's sections")
+
+    @model_validator(mode="after")
+    def _names(self) -> "InitPoolConfig":
+        names = [m.name for m in self.members]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"members: duplicate names {dupes}")
+        if self.diversity.include_base and BASE_MEMBER in names:
+            raise ValueError(f"members: {BASE_MEMBER!r} names the diversity reference row; rename the member "
+                             "or set diversity.include_base=false")
+        members = (self.sparta.get("pool") or {}).get("members") if isinstance(self.sparta.get("pool"), dict) else None
+        if members is not None:
+            raise ValueError("sparta.pool.members: init-pool fills it in from members; remove it")
+        return self
+
+    def procedural_domains(self) -> list[str]:
+        """The domains of the procedural members, in member order, each once."""
+        domains = [m.subset.domain for m in self.members if isinstance(m.subset, ProceduralSubset)]
+        return list(dict.fromkeys(domains))
+
+
+def _format(err: ValidationError, source: str) -> str:
+    lines = [f"invalid init-pool configuration in {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def init_config_from_dict(data: dict[str, Any], source: str = "configuration",
+                          overrides: list[str] | None = None) -> InitPoolConfig:
+    data = apply_overrides(dict(data or {}), list(overrides or []))
+    try:
+        return InitPoolConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format(err, source)) from None
+
+
+def load_init_config(path: str | Path, overrides: list[str] | None = None) -> InitPoolConfig:
+    """Read an init-pool YAML file (``extends:`` works as for run configurations) and apply ``a.b=value`` overrides."""
+    return init_config_from_dict(read_yaml(Path(path)), str(path), overrides)

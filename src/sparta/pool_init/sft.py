@@ -1,0 +1,206 @@
+"""Supervised fine-tuning of one pool member: TRL's ``SFTTrainer`` on the member's own LoRA adapter.
+
+As for DPO (``backends/hf/training.py``), TRL gets the *inner* transformers model of the pool's shared
+``PeftModel``, with the member's adapter active: ``set_adapter(member)`` leaves the member's LoRA weights the only
+ones with ``requires_grad``, so the base and the other members' adapters stay untouched.
+
+Rows are conversational prompt-completion pairs (``prompt``: the member's system prompt and the instruction,
+``completion``: the assistant turn), so TRL renders them with the member's chat template and its default
+``completion_only_loss`` trains on the assistant turn alone, end-of-turn token included. An example that does not
+fit ``max_length`` is skipped and counted, never cut (a cut answer would teach the member not to stop).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+import torch
+from transformers import PrinterCallback, TrainerCallback, set_seed
+
+from sparta.pool_init.config import SFTSettings
+from sparta.pool_init.subsets import Example
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+
+    from sparta.backends.hf.pool import ModelPool
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+class SFTDivergedError(RuntimeError):
+    """The SFT loss of a member became NaN or infinite; its adapter was restored and nothing was saved."""
+
+
+def sft_rows(pool: "ModelPool", member: str, examples: Sequence[Example]) -> list[dict[str, Any]]:
+    """TRL's conversational prompt-completion format, with the member's own system prompt."""
+    return [
+        {"prompt": pool.messages(member, ex.prompt), "completion": [{"role": "assistant", "content": ex.response}]}
+        for ex in examples
+    ]
+
+
+def _tokens(pool: "ModelPool", member: str, example: Example) -> int:
+    tokenizer = pool.tokenizer(member)
+    messages = [*pool.messages(member, example.prompt), {"role": "assistant", "content": example.response}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def fitting_examples(
+    pool: "ModelPool", member: str, examples: Sequence[Example], max_length: int
+) -> tuple[list[Example], int]:
+    """The examples that fit ``max_length`` tokens whole, and how many did not."""
+    kept = [ex for ex in examples if _tokens(pool, member, ex) <= max_length]
+    skipped = len(examples) - len(kept)
+    if skipped:
+        log.warning("member %s: skipping %d of %d SFT examples longer than sft.max_length=%d tokens",
+                    member, skipped, len(examples), max_length)
+    return kept, skipped
+
+
+def sft_config(settings: SFTSettings, seed: int, output_dir: Path, use_cpu: bool):
+    """TRL's ``SFTConfig`` from ours; TRL's bf16 and gradient checkpointing defaults are turned off on purpose
+    (bf16 is ~100x slower on CPU; checkpointing buys nothing for LoRA on small models)."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        max_length=settings.max_length,
+        completion_only_loss=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        logging_nan_inf_filter=False,
+        disable_tqdm=True,
+        bf16=False,
+        fp16=False,
+        use_cpu=use_cpu,
+        dataloader_num_workers=0,
+        activation_checkpointing=False,
+    )
+
+
+class _StepWatch(TrainerCallback):
+    """Reports each optimizer step, keeps the losses, stops at the first NaN/inf loss."""
+
+    def __init__(self, member: str, progress: Progress) -> None:
+        self.member, self.progress = member, progress
+        self.losses: list[float] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.progress(1)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs:
+            return
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            raise SFTDivergedError(f"SFT of member {self.member!r} diverged at step {state.global_step}: loss {loss}; "
+                                   "lower sft.learning_rate")
+        self.losses.append(loss)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """No progress bars from ``datasets`` (the caller drives its own)."""
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
+@contextmanager
+def _shared_model_kept(peft_model: "PeftModel", member: str) -> Iterator[None]:
+    """Leave the shared model as it was found: TRL patches the inner model's ``forward`` (a fused LM head) and
+    the Trainer leaves it in train mode. On any error the member's adapter weights are restored too."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    inner = peft_model.get_base_model()
+    own_forward = inner.__dict__.get("forward")
+    was_training = peft_model.training
+    before = {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model, adapter_name=member).items()}
+    try:
+        yield
+    except BaseException:
+        with torch.no_grad():
+            set_peft_model_state_dict(peft_model, before, adapter_name=member)
+        raise
+    finally:
+        if own_forward is None:
+            inner.__dict__.pop("forward", None)
+        else:
+            inner.forward = own_forward
+        peft_model.train(was_training)
+        peft_model.set_adapter(member)
+
+
+def train_sft(
+    pool: "ModelPool",
+    member: str,
+    examples: Sequence[Example],
+    settings: SFTSettings,
+    seed: int,
+    progress: Progress = lambda n: None,
+) -> dict[str, Any]:
+    """Fine-tune ``member``'s adapter in place on ``examples``; the caller saves it.
+
+    Returns ``examples`` (trained on), ``skipped_long`` (over ``max_length``), ``steps``, ``first_loss``,
+    ``final_loss``, ``mean_loss`` and ``seconds``. Raises ValueError when no example fits ``max_length``.
+    """
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    start = time.perf_counter()
+    kept, skipped = fitting_examples(pool, member, examples, settings.max_length)
+    if not kept:
+        raise ValueError(f"member {member!r}: none of its {len(examples)} SFT examples fits "
+                         f"sft.max_length={settings.max_length} tokens")
+    peft_model = pool.model(member)
+    inner = peft_model.get_base_model()
+    use_cpu = next(inner.parameters()).device.type == "cpu"
+    set_seed(seed)
+    watch = _StepWatch(member, progress)
+    with tempfile.TemporaryDirectory(prefix="sparta-sft-") as scratch, _quiet(), _shared_model_kept(peft_model, member):
+        trainer = SFTTrainer(
+            model=inner,
+            args=sft_config(settings, seed, Path(scratch), use_cpu),
+            train_dataset=Dataset.from_list(sft_rows(pool, member, kept)),
+            processing_class=pool.tokenizer(member),
+            callbacks=[watch],
+        )
+        trainer.remove_callback(PrinterCallback)
+        result = trainer.train()
+        steps = trainer.state.global_step
+        del trainer
+    return {
+        "examples": len(kept),
+        "skipped_long": skipped,
+        "steps": steps,
+        "first_loss": watch.losses[0] if watch.losses else None,
+        "final_loss": watch.losses[-1] if watch.losses else None,
+        "mean_loss": float(result.training_loss),
+        "seconds": time.perf_counter() - start,
+    }
