@@ -1,0 +1,62 @@
+"""The command line on a configs/tiny.yaml run: run, eval, report, compare, and clear errors."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sparta.cli import app
+from sparta.pipeline.rundir import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "tiny"
+    result = runner.invoke(
+        app,
+        ["run", str(ROOT / "configs" / "tiny.yaml"), "--out", str(out),
+         "--set", "run.rounds=1", "--set", "run.instructions_per_round=4", "--set", "pool.sampling.max_new_tokens=8"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Leaderboard" in result.output and "judge failure rate" in result.output
+    return out
+
+
+def test_eval_report_compare(tiny_run):
+    result = runner.invoke(app, ["eval", str(tiny_run), "--limit", "4", "--max-new-tokens", "6"])
+    assert result.exit_code == 0, result.output
+    assert "pool mean" in result.output and "best member" in result.output
+    ev = read_json(tiny_run / "eval.json")
+    assert ev["rounds"] == [0, 1] and {s["member"] for s in ev["scores"]} == {"terse", "careful", "playful"}
+    result = runner.invoke(app, ["report", str(tiny_run)])
+    assert result.exit_code == 0, result.output
+    html = (tiny_run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4  # ratings, eval, win matrix, judges
+    result = runner.invoke(app, ["compare", str(tiny_run), str(tiny_run)])
+    assert result.exit_code == 0, result.output
+    from sparta.report.compare import compare_rows
+
+    rows, columns = compare_rows([tiny_run])
+    assert "procedural mean final" in columns and rows[0]["procedural mean final"] != "-"
+    assert rows[0]["pairs kept"] == len((tiny_run / "round_001" / "pairs.jsonl").read_text().splitlines())
+
+
+def test_resume_flag_and_config_mismatch(tiny_run, tmp_path):
+    result = runner.invoke(app, ["run", str(ROOT / "configs" / "tiny.yaml"), "--out", str(tmp_path / "none"), "--resume"])
+    assert result.exit_code == 2 and "no state.json" in result.output
+    result = runner.invoke(
+        app, ["run", str(ROOT / "configs" / "tiny.yaml"), "--out", str(tiny_run), "--set", "tournament.alpha=0.1"]
+    )
+    assert result.exit_code == 2 and "tournament.alpha" in result.output
+
+
+def test_bad_config_value_is_named(tmp_path):
+    result = runner.invoke(
+        app, ["run", str(ROOT / "configs" / "tiny.yaml"), "--out", str(tmp_path / "x"), "--set", "tournament.alpha=7"]
+    )
+    assert result.exit_code == 2
+    assert "tournament.alpha" in result.output and "less than or equal to 1" in result.output
+    assert not (tmp_path / "x").exists()  # nothing written for a configuration that does not validate
