@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.utils import logging as hf_logging
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
@@ -53,9 +54,13 @@ def _load_tokenizer(path: Path, trust_remote_code: bool) -> PreTrainedTokenizerB
 def _load_base(path: Path, pool: PoolConfig) -> torch.nn.Module:
     if pool.device == "cpu" and pool.dtype not in ("float32", "auto"):
         warnings.warn(f"pool.dtype={pool.dtype} on CPU is far slower than float32", stacklevel=3)
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=_DTYPES[pool.dtype], trust_remote_code=pool.trust_remote_code, use_safetensors=True
-    )
+    hf_logging.disable_progress_bar()  # the pipeline draws its own progress; a bar per load is noise
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=_DTYPES[pool.dtype], trust_remote_code=pool.trust_remote_code, use_safetensors=True
+        )
+    finally:
+        hf_logging.enable_progress_bar()
     return model.to(pool.device).eval()
 
 
