@@ -210,6 +210,7 @@ def _restoring_shared_model(peft_model: "PeftModel", member: str) -> Iterator[No
     own_forward = inner.__dict__.get("forward")
     dropout = {m: m.p for m in inner.modules() if isinstance(m, torch.nn.Dropout)}
     was_training = peft_model.training
+    use_cache = inner.config.use_cache  # the Trainer turns the KV cache off; generation wants it back
     before = {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model, adapter_name=member).items()}
     try:
         yield
@@ -224,6 +225,7 @@ def _restoring_shared_model(peft_model: "PeftModel", member: str) -> Iterator[No
             inner.forward = own_forward
         for module, p in dropout.items():
             module.p = p
+        inner.config.use_cache = use_cache
         peft_model.train(was_training)
         peft_model.set_adapter(member)
 
