@@ -132,6 +132,7 @@ def test_dpo_raises_the_margin_and_touches_only_the_member(pool, tmp_path):
     # the shared model is left as found: no patched forward, eval mode, LoRA dropout intact
     assert "forward" not in inner.__dict__ and not pool.model("bob").training
     assert {m.p for m in inner.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+    assert inner.config.use_cache  # the next round's generation needs its KV cache back
 
 
 def test_reference_is_the_member_at_the_start_of_the_round(pool, tmp_path):
