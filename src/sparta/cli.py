@@ -111,6 +111,27 @@ def simulate(
     _print_run_summary(target, time.perf_counter() - start)
 
 
+@app.command("init-pool")
+def init_pool_command(
+    config: Path = typer.Argument(..., help="init-pool YAML (see configs/pool-demo.yaml)"),
+    out: Path = typer.Option(..., "--out", "-o", help="where adapters, pool.yaml and diversity.json go (resumable)"),
+    overrides: Optional[list[str]] = SetOption,
+) -> None:
+    """Build a diverse pool: one LoRA expert per member, SFT on its own subset over one shared base."""
+    from sparta.pool_init import InitPoolError, diversity_rows, init_pool
+
+    start = time.perf_counter()
+    try:
+        result = init_pool(config, out, overrides or [], RichReporter())
+    except (InitPoolError, ConfigError) as err:
+        _fail(str(err))
+    rows = diversity_rows(result)
+    if rows:
+        console.print(rows_table(rows, "Diversity on held-out prompts: accuracy per domain, mean disagreement with the others"))
+    console.print(f"pool: [bold]{out / 'pool.yaml'}[/bold]  (sparta run {out / 'pool.yaml'} --out RUN)  "
+                  f"{time.perf_counter() - start:.0f} s")
+
+
 @app.command("eval")
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a run directory"),
