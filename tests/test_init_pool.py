@@ -60,17 +60,22 @@ def _config(tmp: Path, **extra) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    """One init-pool run shared by the tests that only read its output."""
+@pytest.fixture(scope="module", autouse=True)
+def _environment(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model runs fastest on one thread, above all on a busy machine
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SPARTA_CACHE", str(tmp_path_factory.mktemp("cache")))
-        tmp = tmp_path_factory.mktemp("init")
-        config = _config(tmp)
-        yield config, init_pool(config, tmp / "out")
+        yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """One init-pool run shared by the tests that only read its output."""
+    tmp = tmp_path_factory.mktemp("init")
+    config = _config(tmp)
+    return config, init_pool(config, tmp / "out")
 
 
 def _weights(directory: Path) -> dict[str, torch.Tensor]:
@@ -233,3 +238,36 @@ def test_records_subsets_filter_cap_and_report_bad_records(tmp_path):
     (tmp_path / "data.jsonl").write_text('{"instruction": "Hi.", "category": "echo"}\n')
     with pytest.raises(TaskDataError, match=r"data.jsonl:1: field 'output': missing"):
         member_examples(echo, seed=0)
+
+
+# --------------------------------------------------------------------------------------------- one member's SFT
+
+
+def test_sft_trains_only_its_member_and_leaves_the_shared_model_as_it_was():
+    from peft import get_peft_model_state_dict
+
+    from sparta.backends.hf.pool import ModelPool
+    from sparta.config import LoraConfig, PoolConfig
+    from sparta.pool_init.config import SFTSettings
+    from sparta.pool_init.sft import train_sft
+    from sparta.pool_init.subsets import Example
+
+    config = PoolConfig.model_validate({"members": [{"name": n, "model": "tiny-llama"} for n in ("a", "b")]})
+    pool = ModelPool(config, LoraConfig(r=4, alpha=8), seed=0)
+
+    def adapter(member: str) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in get_peft_model_state_dict(pool.model(member), adapter_name=member).items()}
+
+    a0, b0 = adapter("a"), adapter("b")
+    inner = pool.model("a").get_base_model()
+    use_cache, forward = inner.config.use_cache, inner.__dict__.get("forward")
+    examples = [Example(f"What is {i} + 1?", f"The answer is {i + 1}.") for i in range(6)]
+    examples.append(Example("Repeat: " + "word " * 200, "No."))  # over max_length: skipped, never cut
+    metrics = train_sft(pool, "a", examples, SFTSettings(learning_rate=1e-2, max_length=64), seed=1)
+    assert metrics["examples"] == 6 and metrics["skipped_long"] == 1 and metrics["steps"] == 2
+    assert any(not torch.equal(a0[k], v) for k, v in adapter("a").items())
+    assert all(torch.equal(b0[k], v) for k, v in adapter("b").items())
+    assert inner.config.use_cache == use_cache and inner.__dict__.get("forward") is forward
+    assert not pool.model("a").training
+    with pytest.raises(ValueError, match="none of its 1 SFT examples fits sft.max_length=64"):
+        train_sft(pool, "b", examples[-1:], SFTSettings(max_length=64), seed=1)

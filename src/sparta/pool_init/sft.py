@@ -134,12 +134,14 @@ def _quiet() -> Iterator[None]:
 
 @contextmanager
 def _shared_model_kept(peft_model: "PeftModel", member: str) -> Iterator[None]:
-    """Leave the shared model as it was found: TRL patches the inner model's ``forward`` (a fused LM head) and
-    the Trainer leaves it in train mode. On any error the member's adapter weights are restored too."""
+    """Leave the shared model as it was found: TRL patches the inner model's ``forward`` (a fused LM head), the
+    Trainer turns the KV cache off (every later generation would recompute the whole sequence per token) and leaves
+    the model in train mode. On any error the member's adapter weights are restored too."""
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
     inner = peft_model.get_base_model()
     own_forward = inner.__dict__.get("forward")
+    use_cache = inner.config.use_cache
     was_training = peft_model.training
     before = {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model, adapter_name=member).items()}
     try:
@@ -153,6 +155,7 @@ def _shared_model_kept(peft_model: "PeftModel", member: str) -> Iterator[None]:
             inner.__dict__.pop("forward", None)
         else:
             inner.forward = own_forward
+        inner.config.use_cache = use_cache
         peft_model.train(was_training)
         peft_model.set_adapter(member)
 
