@@ -35,6 +35,13 @@ def test_eval_report_compare(tiny_run):
     assert result.exit_code == 0, result.output
     html = (tiny_run / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4  # ratings, eval, win matrix, judges
+    # diversity per round, from the evaluation's answers
+    from sparta.report.analysis import diversity_per_round
+
+    per_round = diversity_per_round(tiny_run)
+    assert [r for r, _ in per_round] == [0, 1]
+    assert all(0 <= d["mean_disagreement"] <= 1 for _, d in per_round)
+    assert "mean disagreement" in html
     result = runner.invoke(app, ["compare", str(tiny_run), str(tiny_run)])
     assert result.exit_code == 0, result.output
     from sparta.report.compare import compare_rows

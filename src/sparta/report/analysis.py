@@ -394,3 +394,26 @@ def eval_scores(run_dir: Path) -> EvalScores | None:
     if not path.is_file():
         return None
     return eval_scores_from(_json(path), members_of(run_dir), str(path))
+
+
+# -- 7. diversity per round (from the evaluation's answers, optional) -------------------------------------
+def diversity_per_round(run_dir: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(round, diversity measures) for every round ``sparta eval`` answered: who is expert at what, and how often
+    members' extracted answers differ. It reuses the evaluation's greedy answers, so it costs no generation."""
+    from sparta.pool_init.diversity import diversity_from_answers, verifiable
+    from sparta.records import Instruction
+
+    base = Path(run_dir) / "eval_responses"
+    result = []
+    for rd in sorted(base.glob("round_*")) if base.is_dir() else []:
+        items: dict[str, Instruction] = {}
+        answers: dict[str, dict[str, str]] = {}
+        for path in sorted(rd.glob("*.jsonl")):
+            for row in _rows(path):
+                iid = f"{path.stem}/{row['instruction_id']}"
+                items[iid] = Instruction(iid, row["instruction"], row.get("domain") or path.stem,
+                                         row.get("gold"), row.get("answer_type"))
+                answers.setdefault(row["member"], {})[iid] = row["response"]
+        if len(answers) >= 2 and verifiable(list(items.values())):
+            result.append((int(rd.name.split("_")[1]), diversity_from_answers(list(items.values()), answers)))
+    return result

@@ -191,6 +191,29 @@ def eval_section(scores: analysis.EvalScores | None, png: bytes | None) -> Secti
     return Section("eval", "Evaluation", body)
 
 
+def diversity_section(per_round: Sequence[tuple[int, dict[str, Any]]]) -> Section:
+    if not per_round:
+        return Section("diversity", "Diversity", note("No diversity yet: it is measured on the answers of "
+                                                         "<code>sparta eval RUN_DIR</code>."))
+    domains = list(dict.fromkeys(d for _, div in per_round for d in div["domains"]))
+    rows = [
+        (r, div["instructions"], div["mean_disagreement"],
+         *[f"{esc(div['best'][d])} ({div['spread'][d]:.2f})" if d in div["best"] else "-" for d in domains])
+        for r, div in per_round
+    ]
+    r, last = per_round[-1]
+    members = [(m, *[last["accuracy"][m].get(d) for d in domains], last["accuracy"][m].get("all")) for m in last["members"]]
+    body = (
+        note("Disagreement: share of held-out prompts on which two members' extracted answers differ, averaged over "
+             "pairs. Per domain: the most accurate member and, in brackets, best minus worst accuracy (how "
+             "specialised the pool is). Measured on the greedy answers of <code>sparta eval</code>.")
+        + table(["round", "prompts", "mean disagreement", *domains], rows)
+        + f"<h3>Accuracy per domain, round {r}</h3>"
+        + table(["member", *domains, "all"], members)
+    )
+    return Section("diversity", "Diversity", body)
+
+
 def wins_section(matrix: analysis.WinMatrix, png: bytes) -> Section:
     total = sum(sum(row) for row in matrix.games) // 2
     body = img("win_matrix", png, "win matrix: share of matches won by row against column") + note(
@@ -325,6 +348,7 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
         leaderboard_section(run_dir),
         ratings_section(history, pngs["ratings.png"]),
         eval_section(scores, pngs.get("eval.png")),
+        diversity_section(analysis.diversity_per_round(run_dir)),
         wins_section(matrix, pngs["win_matrix.png"]),
         judges_section(agreement, failures, pngs["judges.png"]),
         pairs_section(analysis.preference_examples(run_dir, PAIR_EXAMPLES)),
