@@ -101,3 +101,16 @@ def test_prompted_judge_excludes_and_counts_failures(tmp_path):
     failures = [j for j in judgments if j["score"] is None]
     assert all(j["failure"] and j["raw"] is not None for j in failures)
     assert all(1 <= j["score"] <= 10 for j in judgments if j["score"] is not None)
+
+
+def test_diversity_ablation_pools_differ_only_in_their_members():
+    from sparta.config import load_config
+
+    homogeneous = load_config(CONFIGS / "diversity" / "homogeneous.yaml")
+    persona = load_config(CONFIGS / "diversity" / "persona.yaml")
+    strip = lambda c: {k: v for k, v in c.model_dump().items() if k not in ("pool", "run")}  # noqa: E731
+    assert strip(homogeneous) == strip(persona)
+    same = [m.model_dump(exclude={"name"}) for m in homogeneous.pool.members]
+    assert all(m == same[0] for m in same) and same[0]["system_prompt"] is None
+    prompts = [m.system_prompt for m in persona.pool.members]
+    assert len(set(prompts)) == len(prompts) == 4
