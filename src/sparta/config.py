@@ -204,8 +204,9 @@ class ConfigError(ValueError):
     """A configuration problem, worded for the person who wrote the file."""
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
+def format_validation_error(err: ValidationError, source: str, what: str = "configuration") -> str:
+    """One line per faulty field: its dotted name, the problem, the allowed range and the value given."""
+    lines = [f"invalid {what} in {source}:"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"]
@@ -245,7 +246,7 @@ def config_from_dict(data: dict[str, Any], source: str = "configuration", overri
     try:
         return SpartaConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source)) from None
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

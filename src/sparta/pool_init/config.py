@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sparta.config import ConfigError, LoraConfig, SamplingConfig, apply_overrides, read_yaml
+from sparta.config import ConfigError, LoraConfig, SamplingConfig, apply_overrides, format_validation_error, read_yaml
 
 BASE_MEMBER = "base"
 """The name of the untrained reference row in the diversity measures (``diversity.include_base``)."""
@@ -146,21 +146,13 @@ class InitPoolConfig(_Strict):
         return list(dict.fromkeys(domains))
 
 
-def _format(err: ValidationError, source: str) -> str:
-    lines = [f"invalid init-pool configuration in {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
-
-
 def init_config_from_dict(data: dict[str, Any], source: str = "configuration",
                           overrides: list[str] | None = None) -> InitPoolConfig:
     data = apply_overrides(dict(data or {}), list(overrides or []))
     try:
         return InitPoolConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format(err, source)) from None
+        raise ConfigError(format_validation_error(err, source, "init-pool configuration")) from None
 
 
 def load_init_config(path: str | Path, overrides: list[str] | None = None) -> InitPoolConfig:

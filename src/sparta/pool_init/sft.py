@@ -16,19 +16,16 @@ import logging
 import math
 import tempfile
 import time
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import torch
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
+from sparta.backends.hf.training import quiet_trainer, restoring_shared_model
 from sparta.pool_init.config import SFTSettings
 from sparta.pool_init.subsets import Example
 
 if TYPE_CHECKING:
-    from peft import PeftModel
 
     from sparta.backends.hf.pool import ModelPool
 
@@ -116,50 +113,6 @@ class _StepWatch(TrainerCallback):
         self.losses.append(loss)
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """No progress bars from ``datasets`` (the caller drives its own)."""
-    import datasets
-
-    was_enabled = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            yield
-    finally:
-        if was_enabled:
-            datasets.enable_progress_bars()
-
-
-@contextmanager
-def _shared_model_kept(peft_model: "PeftModel", member: str) -> Iterator[None]:
-    """Leave the shared model as it was found: TRL patches the inner model's ``forward`` (a fused LM head), the
-    Trainer turns the KV cache off (every later generation would recompute the whole sequence per token) and leaves
-    the model in train mode. On any error the member's adapter weights are restored too."""
-    from peft import get_peft_model_state_dict, set_peft_model_state_dict
-
-    inner = peft_model.get_base_model()
-    own_forward = inner.__dict__.get("forward")
-    use_cache = inner.config.use_cache
-    was_training = peft_model.training
-    before = {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model, adapter_name=member).items()}
-    try:
-        yield
-    except BaseException:
-        with torch.no_grad():
-            set_peft_model_state_dict(peft_model, before, adapter_name=member)
-        raise
-    finally:
-        if own_forward is None:
-            inner.__dict__.pop("forward", None)
-        else:
-            inner.forward = own_forward
-        inner.config.use_cache = use_cache
-        peft_model.train(was_training)
-        peft_model.set_adapter(member)
-
-
 def train_sft(
     pool: "ModelPool",
     member: str,
@@ -186,7 +139,7 @@ def train_sft(
     use_cpu = next(inner.parameters()).device.type == "cpu"
     set_seed(seed)
     watch = _StepWatch(member, progress)
-    with tempfile.TemporaryDirectory(prefix="sparta-sft-") as scratch, _quiet(), _shared_model_kept(peft_model, member):
+    with tempfile.TemporaryDirectory(prefix="sparta-sft-") as scratch, quiet_trainer(), restoring_shared_model(peft_model, member):
         trainer = SFTTrainer(
             model=inner,
             args=sft_config(settings, seed, Path(scratch), use_cpu),

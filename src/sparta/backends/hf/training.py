@@ -175,7 +175,7 @@ class _StepWatch(TrainerCallback):
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_trainer() -> Iterator[None]:
     """No progress bars from ``datasets`` or TRL's reference pass (the caller drives its own), and no
     deprecation notices about names that only the Trainer itself uses."""
     import datasets
@@ -198,8 +198,8 @@ def _quiet() -> Iterator[None]:
 
 
 @contextmanager
-def _restoring_shared_model(peft_model: "PeftModel", member: str) -> Iterator[None]:
-    """Undo what a trainer does to the shared model besides training the member's adapter.
+def restoring_shared_model(peft_model: "PeftModel", member: str) -> Iterator[None]:
+    """Undo what a TRL trainer (DPO here, SFT in init-pool) does to the shared model besides training the adapter.
 
     TRL patches the model's ``forward`` (a fused LM head) and zeroes every dropout; the Trainer leaves it in
     train mode. On any error the member's adapter weights are restored as well.
@@ -296,7 +296,7 @@ def train_member(
     if log_dir is None and training.report_to:
         log_dir = out_dir.with_name(out_dir.name + ".logs")
     watch = _StepWatch(member, progress)
-    with tempfile.TemporaryDirectory(prefix="sparta-dpo-") as scratch, _quiet(), _restoring_shared_model(
+    with tempfile.TemporaryDirectory(prefix="sparta-dpo-") as scratch, quiet_trainer(), restoring_shared_model(
         peft_model, member
     ):
         trainer = DPOTrainer(
