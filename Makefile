@@ -23,8 +23,9 @@ demo: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# One torch thread: the tests' tiny models gain nothing from two, and their subprocesses then never oversubscribe.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 simulate: $(STAMP)
 	$(BIN)/sparta simulate --models 10 --rounds 8 --instructions 1000

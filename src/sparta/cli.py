@@ -119,11 +119,12 @@ def init_pool_command(
 ) -> None:
     """Build a diverse pool: one LoRA expert per member, SFT on its own subset over one shared base."""
     from sparta.pool_init import InitPoolError, diversity_rows, init_pool
+    from sparta.tasks import TaskDataError
 
     start = time.perf_counter()
     try:
         result = init_pool(config, out, overrides or [], RichReporter())
-    except (InitPoolError, ConfigError) as err:
+    except (InitPoolError, ConfigError, TaskDataError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
     rows = diversity_rows(result)
     if rows:
