@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from sparta.backends.base import Progress
 from sparta.config import ConfigError, MemberConfig, SamplingConfig, SpartaConfig, load_config
-from sparta.evaluation.cache import ResultCache, file_digest, fingerprint
+from sparta.evaluation.cache import ResultCache, fingerprint
+from sparta.pipeline.rundir import file_sha256
 from sparta.evaluation.results import Cell, EvalResult, summarise, write_responses, write_results
 from sparta.evaluation.rounds import INITIAL, adapter_dir, adapter_round, resolve_rounds
 from sparta.evaluation.scoring import EVAL_SCORERS, ItemScore, ItemScorer
@@ -143,7 +144,7 @@ def cell_fingerprint(evaluator: EvalPool, task: EvalTask, r: int, member: str, m
             "version": CACHE_VERSION,
             "items": [[x.id, x.text, x.answer, x.answer_type] for x in task.items],
             "member": member_config.model_dump(mode="json", exclude={"sampling"}),
-            "adapter": file_digest(weights) if source != INITIAL else "initial",
+            "adapter": file_sha256(weights) if source != INITIAL else "initial",
             "max_new_tokens": max_new_tokens,
             "scorer": task.spec.scorer,
             "judge": evaluator.judge_description(task.spec),

@@ -6,6 +6,7 @@ old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -56,3 +57,12 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def round_dir(run_dir: Path, round_index: int) -> Path:
     """Rounds are numbered from 1 in directory names: round_001, round_002, ..."""
     return run_dir / f"round_{round_index:03d}"
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (weights files are large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

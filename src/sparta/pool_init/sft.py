@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
-from sparta.backends.hf.training import quiet_trainer, restoring_shared_model
+from sparta.backends.hf.training import quiet_trainer, restoring_shared_model, trainer_defaults
 from sparta.pool_init.config import SFTSettings
 from sparta.pool_init.subsets import Example
 
@@ -71,9 +71,6 @@ def sft_config(settings: SFTSettings, seed: int, output_dir: Path, use_cpu: bool
     from trl import SFTConfig
 
     return SFTConfig(
-        output_dir=str(output_dir),
-        seed=seed,
-        data_seed=seed,
         learning_rate=settings.learning_rate,
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
@@ -81,15 +78,7 @@ def sft_config(settings: SFTSettings, seed: int, output_dir: Path, use_cpu: bool
         max_length=settings.max_length,
         completion_only_loss=True,
         report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-        logging_nan_inf_filter=False,
-        disable_tqdm=True,
-        bf16=False,
-        fp16=False,
-        use_cpu=use_cpu,
-        dataloader_num_workers=0,
-        activation_checkpointing=False,
+        **trainer_defaults(SFTConfig, seed, output_dir, use_cpu),
     )
 
 

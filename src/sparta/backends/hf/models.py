@@ -15,7 +15,6 @@ so concurrent processes never see or produce half a model.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import random
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from sparta.pipeline.rundir import file_sha256
 from sparta.registry import Registry
 
 MANIFEST = "sparta-manifest.json"
@@ -50,16 +50,8 @@ def _say(message: str) -> None:
 # --------------------------------------------------------------------------------------------- the cache
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_manifest(directory: Path, recipe: str, files: list[str]) -> None:
-    manifest = {"recipe": recipe, "sha256": {name: _sha256(directory / name) for name in files}}
+    manifest = {"recipe": recipe, "sha256": {name: file_sha256(directory / name) for name in files}}
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
@@ -69,7 +61,7 @@ def _is_valid(directory: Path, recipe: str) -> bool:
         manifest = json.loads((directory / MANIFEST).read_text())
         if manifest.get("recipe") != recipe or not manifest.get("sha256"):
             return False
-        return all(_sha256(directory / name) == digest for name, digest in manifest["sha256"].items())
+        return all(file_sha256(directory / name) == digest for name, digest in manifest["sha256"].items())
     except (OSError, ValueError, AttributeError):
         return False
 

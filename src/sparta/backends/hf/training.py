@@ -126,14 +126,7 @@ def dpo_config(training: TrainingConfig, seed: int, output_dir: Path, use_cpu: b
     bf16 (TRL turns it on; ~100x slower on CPU) and gradient checkpointing (pointless for LoRA on small models)."""
     from trl import DPOConfig
 
-    # transformers 5 renamed gradient checkpointing; the old name still works but warns
-    checkpointing = "activation_checkpointing" if "activation_checkpointing" in DPOConfig.__dataclass_fields__ else (
-        "gradient_checkpointing"
-    )
     return DPOConfig(
-        output_dir=str(output_dir),
-        seed=seed,
-        data_seed=seed,
         beta=training.beta,
         learning_rate=training.learning_rate,
         num_train_epochs=training.epochs,
@@ -142,16 +135,29 @@ def dpo_config(training: TrainingConfig, seed: int, output_dir: Path, use_cpu: b
         max_length=training.max_length,
         precompute_ref_log_probs=True,
         report_to=list(training.report_to) or "none",
-        save_strategy="no",
-        logging_steps=1,
-        logging_nan_inf_filter=False,
-        disable_tqdm=True,
-        bf16=False,
-        fp16=False,
-        use_cpu=use_cpu,
-        dataloader_num_workers=0,
-        **{checkpointing: False},
+        **trainer_defaults(DPOConfig, seed, output_dir, use_cpu),
     )
+
+
+def trainer_defaults(config_class: type, seed: int, output_dir: Path, use_cpu: bool) -> dict[str, Any]:
+    """Settings every TRL trainer of ours shares: seeded, quiet, no checkpoints, fp32, no gradient checkpointing."""
+    # transformers 5 renamed gradient checkpointing; the old name still works but warns
+    fields = config_class.__dataclass_fields__
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    return {
+        "output_dir": str(output_dir),
+        "seed": seed,
+        "data_seed": seed,
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "logging_nan_inf_filter": False,  # a NaN loss must reach our divergence check
+        "disable_tqdm": True,
+        "bf16": False,
+        "fp16": False,
+        "use_cpu": use_cpu,
+        "dataloader_num_workers": 0,
+        checkpointing: False,
+    }
 
 
 class _StepWatch(TrainerCallback):
