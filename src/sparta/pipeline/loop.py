@@ -168,8 +168,8 @@ class RoundLoop:
     def run_round(self, state: RunState, r: int) -> RoundStats:
         rd = round_dir(self.out, r)
         matches = self._stage_matches(state, r, rd)
-        responses = self._stage_responses(state, r, rd, matches)
-        judgments = self._stage_judgments(state, r, rd, matches, responses)
+        responses = self._stage_responses(state, r, matches)
+        judgments = self._stage_judgments(state, r, matches, responses)
         outcomes, pairs = self._stage_ratings(state, r, rd, matches, responses, judgments)
         training = self._stage_training(state, r, rd, pairs)
         return RoundStats(
@@ -202,37 +202,45 @@ class RoundLoop:
         self._finish(state, r, "matches")
         return matches
 
-    def _stage_responses(
-        self, state: RunState, r: int, rd: Path, matches: Sequence[Match]
-    ) -> dict[tuple[str, str], Response]:
-        path = rd / "responses.jsonl"
-        if state.done(r, "responses"):
-            rows = read_jsonl(path)
-        else:
-            requests = [(m.model_a, m.instruction) for m in matches] + [(m.model_b, m.instruction) for m in matches]
-            requests = list({(member, inst.id): (member, inst) for member, inst in requests}.values())
+    def _long_stage(
+        self,
+        state: RunState,
+        r: int,
+        stage: str,
+        label: str,
+        requests: Sequence[T],
+        run_chunk: Callable[[Sequence[T], int, Callable[[int], None]], list[Any]],
+        batch: int,
+    ) -> list[dict[str, Any]]:
+        """A stage whose work is a long list of requests: checkpointed chunk by chunk, resumable mid-way."""
+        path = round_dir(self.out, r) / f"{stage}.jsonl"
+        if state.done(r, stage):
+            return read_jsonl(path)
+        with self.reporter.stage(f"round {r}: {label}", len(requests)) as advance:
 
-            def work(chunk: Sequence[tuple[str, Instruction]], index: int) -> list[dict[str, Any]]:
-                seed = derive_seed(state.seed, r, "responses", index)
-                return [x.to_dict() for x in self.tribe.generate(chunk, seed, advance)]
+            def work(chunk: Sequence[T], index: int) -> list[dict[str, Any]]:
+                return [x.to_dict() for x in run_chunk(chunk, index, advance)]
 
-            with self.reporter.stage(f"round {r}: answering", len(requests)) as advance:
-                rows = run_chunked(path, requests, work, _chunk_size(len(requests), self.config.pool.generation_batch_size), advance)
-            self._finish(state, r, "responses")
+            rows = run_chunked(path, requests, work, _chunk_size(len(requests), batch), advance)
+        self._finish(state, r, stage)
+        return rows
+
+    def _stage_responses(self, state: RunState, r: int, matches: Sequence[Match]) -> dict[tuple[str, str], Response]:
+        requests = [(m.model_a, m.instruction) for m in matches] + [(m.model_b, m.instruction) for m in matches]
+        requests = list({(member, inst.id): (member, inst) for member, inst in requests}.values())
+
+        def answer(chunk: Sequence[tuple[str, Instruction]], index: int, advance: Callable[[int], None]) -> list[Response]:
+            return self.tribe.generate(chunk, derive_seed(state.seed, r, "responses", index), advance)
+
+        rows = self._long_stage(
+            state, r, "responses", "answering", requests, answer, self.config.pool.generation_batch_size
+        )
         responses = [Response.from_dict(d) for d in rows]
         return {(x.instruction_id, x.model): x for x in responses}
 
     def _stage_judgments(
-        self,
-        state: RunState,
-        r: int,
-        rd: Path,
-        matches: Sequence[Match],
-        responses: dict[tuple[str, str], Response],
+        self, state: RunState, r: int, matches: Sequence[Match], responses: dict[tuple[str, str], Response]
     ) -> list[Judgment]:
-        path = rd / "judgments.jsonl"
-        if state.done(r, "judgments"):
-            return [Judgment.from_dict(d) for d in read_jsonl(path)]
         requests = [
             JudgeRequest(judge, m.instruction, responses[(m.instruction.id, side)])
             for m in matches
@@ -241,12 +249,10 @@ class RoundLoop:
             for side in (m.model_a, m.model_b)
         ]
 
-        def work(chunk: Sequence[JudgeRequest], index: int) -> list[dict[str, Any]]:
-            return [j.to_dict() for j in self.tribe.judge(chunk, advance)]
+        def judge(chunk: Sequence[JudgeRequest], index: int, advance: Callable[[int], None]) -> list[Judgment]:
+            return self.tribe.judge(chunk, advance)
 
-        with self.reporter.stage(f"round {r}: judging", len(requests)) as advance:
-            rows = run_chunked(path, requests, work, _chunk_size(len(requests), self.config.judge.batch_size), advance)
-        self._finish(state, r, "judgments")
+        rows = self._long_stage(state, r, "judgments", "judging", requests, judge, self.config.judge.batch_size)
         return [Judgment.from_dict(d) for d in rows]
 
     def _stage_ratings(
