@@ -114,3 +114,19 @@ def test_diversity_ablation_pools_differ_only_in_their_members():
     assert all(m == same[0] for m in same) and same[0]["system_prompt"] is None
     prompts = [m.system_prompt for m in persona.pool.members]
     assert len(set(prompts)) == len(prompts) == 4
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml")
+           if p.parent.name in ("configs", "baselines", "diversity") and not p.name.startswith("pool-")),
+)
+def test_every_run_configuration_loads_its_instructions(path, monkeypatch):
+    from sparta.config import load_config
+    from sparta.pipeline.loop import combat_instructions
+
+    cfg = load_config(CONFIGS / path)
+    if "sparta-tasks" in str(cfg.data.options) and not (CONFIGS.parent.parent / "shared" / "data").is_dir():
+        pytest.skip("the shared instruction sets are not beside the repository")
+    monkeypatch.chdir(CONFIGS.parent)  # data paths are relative to the repository root
+    assert len(combat_instructions(cfg)) >= cfg.run.instructions_per_round * cfg.run.rounds

@@ -63,3 +63,18 @@ def test_two_members_need_all_judges():
     with pytest.raises(ConfigError, match="judges=all"):
         load_config(None, members)
     assert len(load_config(None, members + ["tournament.judges=all"]).pool.members) == 2
+
+
+def test_extends_merges_sections_but_replaces_task_options(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "run: {rounds: 3, seed: 1}\ndata:\n  task: mixture\n  options: {parts: [{task: procedural}]}\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "extends: base.yaml\nrun: {rounds: 5}\ndata:\n  task: procedural\n  options: {size: 50}\n"
+    )
+    cfg = load_config(tmp_path / "child.yaml")
+    assert (cfg.run.rounds, cfg.run.seed) == (5, 1)
+    assert cfg.data.task == "procedural" and cfg.data.options == {"size": 50}
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "loop.yaml")

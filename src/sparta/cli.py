@@ -54,6 +54,7 @@ def run(
     """Run SPARTA rounds (or resume a killed run) in a run directory."""
     from sparta.pipeline.loop import RunDirectoryError
     from sparta.pipeline.loop import run as run_loop
+    from sparta.tasks import TaskDataError, TaskOptionsError
 
     if resume and not (out / "state.json").exists():
         _fail(f"--resume: {out} holds no run (no state.json)")
@@ -61,7 +62,7 @@ def run(
         cfg = load_config(config, overrides or [])
         start = time.perf_counter()
         run_loop(cfg, out, RichReporter())
-    except (ConfigError, RunDirectoryError) as err:
+    except (ConfigError, RunDirectoryError, TaskDataError, TaskOptionsError) as err:
         _fail(str(err))
     _print_run_summary(out, time.perf_counter() - start)
 

@@ -250,14 +250,17 @@ def config_from_dict(data: dict[str, Any], source: str = "configuration", overri
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Sections merge key by key; an ``options`` mapping is replaced whole, because it belongs to its task."""
     merged = dict(base)
     for key, value in top.items():
-        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "options"
+        merged[key] = _deep_merge(merged[key], value) if nested else value
     return merged
 
 
 def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A configuration file as a dict; ``extends: OTHER.yaml`` (relative to the file) is read first and overlaid."""
+    """A configuration file as a dict; ``extends: OTHER.yaml`` (relative to the file) is read first and overlaid
+    (sections merge key by key, lists and ``options`` mappings are replaced)."""
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist")
     try:
