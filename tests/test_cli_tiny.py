@@ -46,6 +46,9 @@ def test_eval_report_compare(tiny_run):
     assert result.exit_code == 0, result.output
     from sparta.report.compare import compare_rows
 
+    result = runner.invoke(app, ["compare", "--markdown", str(tiny_run)])
+    assert result.exit_code == 0 and result.output.startswith("| run |")
+
     rows, columns = compare_rows([tiny_run])
     assert "procedural mean final" in columns and rows[0]["procedural mean final"] != "-"
     assert rows[0]["pairs kept"] == len((tiny_run / "round_001" / "pairs.jsonl").read_text().splitlines())

@@ -158,14 +158,20 @@ def evaluate(
 
 
 @app.command()
-def compare(run_dirs: list[Path] = typer.Argument(..., help="run directories: a method and its baselines")) -> None:
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., help="run directories: a method and its baselines"),
+    markdown: bool = typer.Option(False, "--markdown", help="print a GitHub table instead"),
+) -> None:
     """Several runs side by side: set-up, pairs kept, judge failures, and evaluation when it exists."""
-    from sparta.report.compare import compare_rows
+    from sparta.report.compare import compare_rows, markdown_table
 
     try:
         rows, columns = compare_rows(run_dirs)
     except (FileNotFoundError, ConfigError) as err:
         _fail(str(err))
+    if markdown:
+        print(markdown_table(rows, columns))
+        return
     console.print(rows_table(rows, "Runs compared (evaluation: score [95% CI]; run `sparta eval` to fill it)", columns))
 
 

@@ -54,3 +54,10 @@ def compare_rows(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], list[s
         rows.append(row)
     base = ["run", "members", "rounds", "judge", "aggregation", "alpha", "trains", "pairs kept", "judge failures"]
     return rows, base + eval_columns
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """The comparison as a GitHub table, to paste into a results page."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r.get(c, "-")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
