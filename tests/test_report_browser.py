@@ -97,7 +97,7 @@ def test_every_plot_loads_in_a_browser(tmp_path):
 
     probe = render(browser, page, tmp_path / "profile")
 
-    assert probe["sections"] == 7
+    assert probe["sections"] == 8
     images = {img["id"]: img for img in probe["images"]}
     assert set(images) == {"plot-ratings", "plot-eval", "plot-win_matrix", "plot-judges"}
     for name, img in images.items():

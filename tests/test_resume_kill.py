@@ -16,7 +16,8 @@ OVERRIDES = [
     "run.rounds=2",
     "run.instructions_per_round=6",
     "pool.generation_batch_size=4",
-    "judge.batch_size=4",
+    "judge.batch_size=1",  # many small judging chunks: a window wide enough to kill the run mid-judging
+    "tournament.judges=all",
     "pool.sampling.max_new_tokens=12",
 ]
 
@@ -44,7 +45,7 @@ def kill_when(out: Path, relative: str, timeout: float = 300) -> None:
         if time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"{relative} did not appear in {timeout} s")
-        time.sleep(0.02)
+        time.sleep(0.002)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
