@@ -27,10 +27,8 @@ def _pool_config() -> PoolConfig:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SPARTA_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
+def _own_cache(cache):
+    """Every test of this module uses its own model cache."""
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,8 @@ from sparta.records import PreferencePair  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SPARTA_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
+def _own_cache(cache):
+    """Every test of this module uses its own model cache."""
 
 
 def _pool(**member_extra) -> ModelPool:
