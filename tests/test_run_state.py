@@ -58,3 +58,16 @@ def test_run_chunked_rejects_a_torn_partial_file(tmp_path):
     (tmp_path / "out.partial.jsonl").write_text('{"x": 0}\n{"x": 1}\n')
     with pytest.raises(RunDirectoryError, match="chunk boundary"):
         run_chunked(tmp_path / "out.jsonl", list(range(10)), lambda c, i: [], 3, lambda n: None)
+
+
+def test_run_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from sparta.pipeline.rundir import write_json
+
+    write_json(tmp_path / "x.json", {"a": 1})
+    mode = stat.S_IMODE(os.stat(tmp_path / "x.json").st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
