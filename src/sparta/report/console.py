@@ -37,9 +37,10 @@ class RichReporter:
         self.console.print(f"[dim]{message}[/dim]")
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
+def format_cell(value: Any, digits: int = 2, missing: str = "-") -> str:
+    """A table cell: floats to ``digits`` places, nothing as ``missing``."""
     if value is None:
-        return "-"
+        return missing
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
@@ -50,12 +51,12 @@ def leaderboard_table(rows: Sequence[dict[str, Any]], title: str = "Leaderboard"
     for col in ("rank", "member", "reputation", "Bradley-Terry", "95% CI", "W-L-T"):
         table.add_column(col, justify="right" if col not in ("member",) else "left")
     for r in rows:
-        ci = f"{_fmt(r['bt_low'], 0)}..{_fmt(r['bt_high'], 0)}" if r.get("bt_low") is not None else "-"
+        ci = f"{format_cell(r['bt_low'], 0)}..{format_cell(r['bt_high'], 0)}" if r.get("bt_low") is not None else "-"
         table.add_row(
             str(r["rank"]),
             r["member"],
-            _fmt(r["reputation"], 4),
-            _fmt(r["bt"], 0),
+            format_cell(r["reputation"], 4),
+            format_cell(r["bt"], 0),
             ci,
             f"{r['wins']}-{r['losses']}-{r['ties']}",
         )
@@ -69,5 +70,5 @@ def rows_table(rows: Sequence[dict[str, Any]], title: str, columns: Sequence[str
     for c in cols:
         table.add_column(c)
     for r in rows:
-        table.add_row(*[_fmt(r.get(c), digits) for c in cols])
+        table.add_row(*[format_cell(r.get(c), digits) for c in cols])
     return table

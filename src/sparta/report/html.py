@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from sparta.config import load_config
 from sparta.report import analysis, plots
+from sparta.report.console import format_cell
 from sparta.report.leaderboard import round_summaries, run_leaderboard
 
 DISPLAY_CHARS = 700
@@ -61,11 +62,7 @@ def esc(value: Any) -> str:
 
 
 def fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    return format_cell(value, digits, missing="–")
 
 
 def truncate(text: str, limit: int) -> str:
