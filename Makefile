@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install simulate clean browser
+.PHONY: demo test install simulate clean browser lint
 
 install: $(STAMP)
 
@@ -24,8 +24,12 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 # One torch thread: the tests' tiny models gain nothing from two, and their subprocesses then never oversubscribe.
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 simulate: $(STAMP)
 	$(BIN)/sparta simulate --models 10 --rounds 8 --instructions 1000

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import torch
 
+from sparta.backends.base import JUDGES
 from sparta.backends.hf.generation import generate
-from sparta.backends.hf.judges import JUDGES
 from sparta.backends.hf.models import resolve_model
 from sparta.backends.hf.pool import ModelPool
 from sparta.backends.hf.probes import judge_check
@@ -497,7 +497,8 @@ def print_model(result: dict, peak: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    title = f"{result['model']}  ({result['seconds']:.0f} s, {torch.get_num_threads()} threads; peak fp32 matmul {peak:.1f} GFLOP/s)"
+    threads = torch.get_num_threads()
+    title = f"{result['model']}  ({result['seconds']:.0f} s, {threads} threads; peak fp32 matmul {peak:.1f} GFLOP/s)"
     table = Table(title=title)
     for column in ("metric", "value", "target / note", ""):
         table.add_column(column)

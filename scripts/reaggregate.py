@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from sparta.config import load_config
-from sparta.pipeline.rundir import read_json, read_jsonl, round_dir
 from sparta.records import Judgment, Match, Response
+from sparta.rundir import read_json, read_jsonl, round_dir
 from sparta.tournament import preference_pairs, score_table
 
 
@@ -27,15 +27,29 @@ def compare(run_dir: Path) -> list[dict[str, object]]:
     while (round_dir(run_dir, r) / "ratings.json").exists():
         rd = round_dir(run_dir, r)
         matches = [Match.from_dict(d) for d in read_jsonl(rd / "matches.jsonl")]
-        responses = {(x.instruction_id, x.model): x for x in map(Response.from_dict, read_jsonl(rd / "responses.jsonl"))}
+        responses = {
+            (x.instruction_id, x.model): x for x in map(Response.from_dict, read_jsonl(rd / "responses.jsonl"))
+        }
         table = score_table(Judgment.from_dict(d) for d in read_jsonl(rd / "judgments.jsonl"))
         ratings = read_json(rd / "ratings.json")["ratings"]
-        mine = {p.instruction_id: p.chosen_model for p in preference_pairs(matches, responses, table, ratings, config.tournament)}
+        mine = {
+            p.instruction_id: p.chosen_model
+            for p in preference_pairs(matches, responses, table, ratings, config.tournament)
+        }
         alt_cfg = config.tournament.model_copy(update={"aggregation": other})
-        theirs = {p.instruction_id: p.chosen_model for p in preference_pairs(matches, responses, table, ratings, alt_cfg)}
+        theirs = {
+            p.instruction_id: p.chosen_model for p in preference_pairs(matches, responses, table, ratings, alt_cfg)
+        }
         flipped = sum(mine[i] != theirs[i] for i in mine.keys() & theirs.keys())
-        rows.append({"round": r, "pairs": len(mine), f"pairs under {other}": len(theirs), "labels flipped": flipped,
-                     "rating spread": max(ratings.values()) - min(ratings.values())})
+        rows.append(
+            {
+                "round": r,
+                "pairs": len(mine),
+                f"pairs under {other}": len(theirs),
+                "labels flipped": flipped,
+                "rating spread": max(ratings.values()) - min(ratings.values()),
+            }
+        )
         r += 1
     return rows
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from sparta.config import config_from_dict, read_yaml
 from sparta.pipeline.loop import run
-from sparta.pipeline.rundir import read_json, read_jsonl
+from sparta.rundir import read_json, read_jsonl
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = [
@@ -118,8 +118,11 @@ def test_diversity_ablation_pools_differ_only_in_their_members():
 
 @pytest.mark.parametrize(
     "path",
-    sorted(p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob("*.yaml")
-           if p.parent.name in ("configs", "baselines", "diversity") and not p.name.startswith("pool-")),
+    sorted(
+        p.relative_to(CONFIGS).as_posix()
+        for p in CONFIGS.rglob("*.yaml")
+        if p.parent.name in ("configs", "baselines", "diversity") and not p.name.startswith("pool-")
+    ),
 )
 def test_every_run_configuration_loads_its_instructions(path, monkeypatch):
     from sparta.config import load_config

@@ -58,11 +58,7 @@ def test_symmetric_results_give_equal_ratings():
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 3), st.integers(0, 3), st.sampled_from([0.0, 0.25, 0.5, 1.0])), max_size=30
-    )
-)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.sampled_from([0.0, 0.25, 0.5, 1.0])), max_size=30))
 def test_swapping_sides_changes_nothing(raw):
     names = ["a", "b", "c", "d"]
     games = [(names[i], names[j], r) for i, j, r in raw if i != j]

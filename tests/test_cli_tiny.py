@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sparta.cli import app
-from sparta.pipeline.rundir import read_json
+from sparta.rundir import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -17,8 +17,18 @@ def tiny_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "tiny"
     result = runner.invoke(
         app,
-        ["run", str(ROOT / "configs" / "tiny.yaml"), "--out", str(out),
-         "--set", "run.rounds=1", "--set", "run.instructions_per_round=4", "--set", "pool.sampling.max_new_tokens=8"],
+        [
+            "run",
+            str(ROOT / "configs" / "tiny.yaml"),
+            "--out",
+            str(out),
+            "--set",
+            "run.rounds=1",
+            "--set",
+            "run.instructions_per_round=4",
+            "--set",
+            "pool.sampling.max_new_tokens=8",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "Leaderboard" in result.output and "judge failure rate" in result.output
@@ -55,7 +65,9 @@ def test_eval_report_compare(tiny_run):
 
 
 def test_resume_flag_and_config_mismatch(tiny_run, tmp_path):
-    result = runner.invoke(app, ["run", str(ROOT / "configs" / "tiny.yaml"), "--out", str(tmp_path / "none"), "--resume"])
+    result = runner.invoke(
+        app, ["run", str(ROOT / "configs" / "tiny.yaml"), "--out", str(tmp_path / "none"), "--resume"]
+    )
     assert result.exit_code == 2 and "no state.json" in result.output
     result = runner.invoke(
         app, ["run", str(ROOT / "configs" / "tiny.yaml"), "--out", str(tiny_run), "--set", "tournament.alpha=0.1"]

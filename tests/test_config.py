@@ -7,7 +7,14 @@ from sparta.config import ConfigError, SpartaConfig, dump_config, load_config
 
 def test_defaults_are_the_authors():
     t = SpartaConfig().tournament
-    assert (t.initial_rating, t.initial_sigma, t.kappa0, t.kappa_min, t.decay, t.decay_steps) == (100, 0.5, 10, 5, 0.9, 10)
+    assert (t.initial_rating, t.initial_sigma, t.kappa0, t.kappa_min, t.decay, t.decay_steps) == (
+        100,
+        0.5,
+        10,
+        5,
+        0.9,
+        10,
+    )
     assert (t.eps, t.window, t.sigma_min, t.scale, t.rating_floor, t.alpha, t.k) == (0.01, 10, 0.1, 20, 10, 0.6, 5)
     assert SpartaConfig().training.beta == 0.1
 

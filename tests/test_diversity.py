@@ -17,11 +17,21 @@ ITEMS = [
 
 ANSWERS = {
     # right on arithmetic, wrong elsewhere
-    "calc": {"n1": "2 + 3 = 5. The answer is 5.", "n2": "The answer is 8.", "c1": "The answer is (A).",
-             "y1": "Yes.", "w1": "Rivers flow."},
+    "calc": {
+        "n1": "2 + 3 = 5. The answer is 5.",
+        "n2": "The answer is 8.",
+        "c1": "The answer is (A).",
+        "y1": "Yes.",
+        "w1": "Rivers flow.",
+    },
     # right on choice and yes/no, wrong on arithmetic
-    "quiz": {"n1": "The answer is 6.", "n2": "The answer is 9.", "c1": "The answer is (B).", "y1": "No, it is odd.",
-             "w1": "Water."},
+    "quiz": {
+        "n1": "The answer is 6.",
+        "n2": "The answer is 9.",
+        "c1": "The answer is (B).",
+        "y1": "No, it is odd.",
+        "w1": "Water.",
+    },
     # never gives a readable answer
     "mute": {"n1": "Hmm.", "n2": "Hmm.", "c1": "Hmm.", "y1": "Hmm.", "w1": "Hmm."},
 }
@@ -100,11 +110,15 @@ def pool(tmp_path_factory):
     torch.set_num_threads(1)  # a tiny model runs fastest on one thread, above all on a busy machine
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SPARTA_CACHE", str(tmp_path_factory.mktemp("cache")))
-        config = PoolConfig.model_validate({"members": [
-            {"name": "a", "model": "tiny-llama"},
-            {"name": "b", "model": "tiny-llama", "sampling": {"temperature": 1.0, "max_new_tokens": 4}},
-            {"name": "c", "model": "tiny-llama"},
-        ]})
+        config = PoolConfig.model_validate(
+            {
+                "members": [
+                    {"name": "a", "model": "tiny-llama"},
+                    {"name": "b", "model": "tiny-llama", "sampling": {"temperature": 1.0, "max_new_tokens": 4}},
+                    {"name": "c", "model": "tiny-llama"},
+                ]
+            }
+        )
         pool = ModelPool(config, LoraConfig(r=4, alpha=8), seed=0)
         generator = torch.Generator().manual_seed(3)
         with torch.no_grad():  # c: an adapter far from the base

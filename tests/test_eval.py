@@ -25,8 +25,8 @@ from sparta.evaluation.cache import ResultCache  # noqa: E402
 from sparta.evaluation.scoring import with_reference  # noqa: E402
 from sparta.evaluation.specs import EvalTaskSpec, heldout_items  # noqa: E402
 from sparta.pipeline.loop import run  # noqa: E402
-from sparta.pipeline.rundir import read_json, read_jsonl  # noqa: E402
 from sparta.records import Instruction  # noqa: E402
+from sparta.rundir import read_json, read_jsonl  # noqa: E402
 from sparta.tasks import load_task, split_holdout  # noqa: E402
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
@@ -178,10 +178,22 @@ def test_judge_scores_open_items_on_the_unit_interval(evaluated):
     pytest.importorskip("sparta.backends.hf.judges")
     run_dir, _ = evaluated
     tasks = [
-        {"task": "procedural", "options": {"size": 10, "seed": 3, "domains": ["writing"]}, "name": "writing",
-         "scorer": "judge", "judge": "careful", "limit": 3},
-        {"task": "procedural", "options": {"size": 10, "seed": 3, "domains": ["arithmetic"]}, "name": "sums",
-         "scorer": "judge", "judge": "tiny-llama", "limit": 3},
+        {
+            "task": "procedural",
+            "options": {"size": 10, "seed": 3, "domains": ["writing"]},
+            "name": "writing",
+            "scorer": "judge",
+            "judge": "careful",
+            "limit": 3,
+        },
+        {
+            "task": "procedural",
+            "options": {"size": 10, "seed": 3, "domains": ["arithmetic"]},
+            "name": "sums",
+            "scorer": "judge",
+            "judge": "tiny-llama",
+            "limit": 3,
+        },
     ]
     result = evaluate_run(run_dir, [1], tasks, None, None, max_new_tokens=4)
     assert result.tasks == ["writing", "sums"] and len(result.computed) == 2 * len(MEMBERS)

@@ -86,7 +86,9 @@ def test_generation_stops_at_end_of_sequence(pool):
     free = generate(pool, request, seed=0)[0]
     assert free.meta["finish"] == "length"
     tokenizer = pool.tokenizer("greedy")
-    prompt_ids = tokenizer(pool.prompt_text("greedy", request[0][1].text), return_tensors="pt", add_special_tokens=False)
+    prompt_ids = tokenizer(
+        pool.prompt_text("greedy", request[0][1].text), return_tensors="pt", add_special_tokens=False
+    )
     with torch.no_grad():
         tokens = pool.model("greedy").generate(**prompt_ids, max_new_tokens=3, do_sample=False)[0, -3:].tolist()
     config = pool.model("greedy").generation_config
@@ -104,7 +106,9 @@ def test_generation_stops_at_end_of_sequence(pool):
 
 def test_long_prompts_raise_or_are_skipped(pool, monkeypatch):
     short, long = Instruction("short", "Hi?"), Instruction("long", "word " * 300)
-    with pytest.raises(PromptTooLongError, match=r"instruction 'long' for member 'hot' is \d+ tokens.*max_prompt_tokens=200"):
+    with pytest.raises(
+        PromptTooLongError, match=r"instruction 'long' for member 'hot' is \d+ tokens.*max_prompt_tokens=200"
+    ):
         generate(pool, [("hot", short), ("hot", long)], seed=0)
     monkeypatch.setattr(pool.config, "long_prompt", "skip")
     responses = generate(pool, [("hot", short), ("hot", long)], seed=0)

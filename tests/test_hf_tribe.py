@@ -60,7 +60,9 @@ def test_train_saves_every_member_and_load_round_restores_them(tribe, tmp_path):
     responses = tribe.generate([(m, x) for x in _instructions() for m in ("terse", "careful")], seed=1)
     by_key = {(r.instruction_id, r.model): r.text for r in responses}
     pairs = [
-        PreferencePair(x.text, by_key[(x.id, "terse")] or "ok", by_key[(x.id, "careful")] or "no", "terse", "careful", 1.0, x.id)
+        PreferencePair(
+            x.text, by_key[(x.id, "terse")] or "ok", by_key[(x.id, "careful")] or "no", "terse", "careful", 1.0, x.id
+        )
         for x in _instructions()
     ]
     before = {m: _adapter_vector(tribe, m) for m in tribe.members}

@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _records(path: Path) -> Path:
     """One shared instruction/response file, split by its `category` field."""
-    rows = [{"instruction": f"Say the word {w}.", "output": f"{w.capitalize()}.", "category": c}
-            for c, words in {"echo": ["river", "tree", "cat", "dog", "sun", "moon"], "other": ["red", "blue"]}.items()
-            for w in words]
+    rows = [
+        {"instruction": f"Say the word {w}.", "output": f"{w.capitalize()}.", "category": c}
+        for c, words in {"echo": ["river", "tree", "cat", "dog", "sun", "moon"], "other": ["red", "blue"]}.items()
+        for w in words
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -41,18 +43,31 @@ def _config(tmp: Path, **extra) -> Path:
         "seed": 0,
         "members": [
             {"name": "arith", "subset": {"source": "procedural", "domain": "arithmetic", "size": 8}},
-            {"name": "yesno", "system_prompt": "Answer yes or no.",
-             "subset": {"source": "procedural", "domain": "yes_no", "size": 8}},
-            {"name": "echo", "subset": {"source": "records", "options": {"path": str(_records(tmp / "data.jsonl"))},
-                                        "prompt_field": "instruction", "response_field": "output",
-                                        "where": {"category": "echo"}, "size": 4}},
+            {
+                "name": "yesno",
+                "system_prompt": "Answer yes or no.",
+                "subset": {"source": "procedural", "domain": "yes_no", "size": 8},
+            },
+            {
+                "name": "echo",
+                "subset": {
+                    "source": "records",
+                    "options": {"path": str(_records(tmp / "data.jsonl"))},
+                    "prompt_field": "instruction",
+                    "response_field": "output",
+                    "where": {"category": "echo"},
+                    "size": 4,
+                },
+            },
         ],
         "sft": {"learning_rate": 1.0e-2, "epochs": 2, "batch_size": 4, "max_length": 128, "lora": {"r": 4, "alpha": 8}},
         "diversity": {"per_domain": 2, "max_new_tokens": 6, "batch_size": 8},
-        "sparta": {"data": {"task": "procedural", "options": {"size": 20}},
-                   "pool": {"sampling": {"max_new_tokens": 8}, "max_prompt_tokens": 256},
-                   "judge": {"type": "likelihood", "batch_size": 8, "max_response_tokens": 32},
-                   "training": {"learning_rate": 1.0e-4, "batch_size": 4, "max_length": 96}},
+        "sparta": {
+            "data": {"task": "procedural", "options": {"size": 20}},
+            "pool": {"sampling": {"max_new_tokens": 8}, "max_prompt_tokens": 256},
+            "judge": {"type": "likelihood", "batch_size": 8, "max_response_tokens": 32},
+            "training": {"learning_rate": 1.0e-4, "batch_size": 4, "max_length": 96},
+        },
         **extra,
     }
     path = tmp / "init.yaml"
@@ -102,7 +117,7 @@ def test_adapters_differ_from_each_other_and_from_the_base(made):
         assert lora_b and any(t.abs().max() > 0 for t in lora_b), f"{name} is still the base (B = 0)"
     names = list(weights)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert weights[a].keys() == weights[b].keys()
             assert any(not torch.equal(weights[a][k], weights[b][k]) for k in weights[a]), f"{a} == {b}"
 
@@ -121,7 +136,7 @@ def test_pool_yaml_is_a_run_configuration_over_the_adapters(made):
 def test_a_sparta_run_starts_from_the_initialised_pool(made, tmp_path):
     from sparta.backends.hf.tribe import ADAPTERS as ROUND_ADAPTERS
     from sparta.pipeline.loop import run
-    from sparta.pipeline.rundir import read_json
+    from sparta.rundir import read_json
 
     _, result = made
     config = load_config(result.pool_yaml, ["run.rounds=1", "run.instructions_per_round=4"])
@@ -205,13 +220,19 @@ def test_the_shipped_configs_load_and_name_their_run():
     ("extra", "message"),
     [
         ({"sparta": {"pool": {"members": []}}}, "sparta.pool.members: init-pool fills it in"),
-        ({"members": [{"name": "x", "subset": {"source": "procedural", "domain": "poetry"}}]},
-         r"members.0.subset.procedural.domain.*unknown procedural domain 'poetry'"),
+        (
+            {"members": [{"name": "x", "subset": {"source": "procedural", "domain": "poetry"}}]},
+            r"members.0.subset.procedural.domain.*unknown procedural domain 'poetry'",
+        ),
         ({"members": [{"name": "x", "subset": {"source": "nowhere"}}]}, "members.0.subset"),
-        ({"members": [{"name": "x", "subset": {"source": "records", "options": {"prompt_field": "q"}}}]},
-         "set by init-pool"),
-        ({"members": [{"name": n, "subset": {"source": "procedural", "domain": "yes_no"}} for n in ("a", "a")]},
-         "duplicate names"),
+        (
+            {"members": [{"name": "x", "subset": {"source": "records", "options": {"prompt_field": "q"}}}]},
+            "set by init-pool",
+        ),
+        (
+            {"members": [{"name": n, "subset": {"source": "procedural", "domain": "yes_no"}} for n in ("a", "a")]},
+            "duplicate names",
+        ),
         ({"members": [{"name": "base", "subset": {"source": "procedural", "domain": "yes_no"}}]}, "reference row"),
         ({"sft": {"learning_rate": 0}}, "sft.learning_rate"),
     ],

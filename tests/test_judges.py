@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from sparta.backends.base import JUDGES  # noqa: E402
 from sparta.backends.hf.judges import (  # noqa: E402
-    JUDGES,
     LikelihoodJudge,
     LogprobJudge,
     likelihood_score,

@@ -13,10 +13,10 @@ from PIL import Image
 
 from sparta.config import config_from_dict, dump_config
 from sparta.experiments.simulation import simulate, simulation_config
-from sparta.pipeline.rundir import atomic_write_text, round_dir, write_json, write_jsonl
 from sparta.pipeline.state import STAGES, RunState
 from sparta.report import analysis
 from sparta.report.html import DISPLAY_CHARS, write_report
+from sparta.rundir import atomic_write_text, round_dir, write_json, write_jsonl
 from sparta.tournament import ReputationState
 
 MEMBERS = ["A", "B", "C"]
@@ -32,15 +32,28 @@ def judgment(judge: str, model: str, iid: str, score: float | None, raw: str | N
 def outcome(index: int, iid: str, a: str, b: str, sa: float | None, sb: float | None) -> dict:
     rated = sa is not None and sb is not None
     return {
-        "index": index, "instruction_id": iid, "model_a": a, "model_b": b, "score_a": sa, "score_b": sb,
-        "change_a": 0.0, "change_b": 0.0, "rated": rated,
+        "index": index,
+        "instruction_id": iid,
+        "model_a": a,
+        "model_b": b,
+        "score_a": sa,
+        "score_b": sb,
+        "change_a": 0.0,
+        "change_b": 0.0,
+        "rated": rated,
     }
 
 
 def pair(prompt: str, chosen: str, rejected: str, win: str, lose: str, margin: float, iid: str) -> dict:
     return {
-        "prompt": prompt, "chosen": chosen, "rejected": rejected, "chosen_model": win, "rejected_model": lose,
-        "margin": margin, "instruction_id": iid, "domain": "general",
+        "prompt": prompt,
+        "chosen": chosen,
+        "rejected": rejected,
+        "chosen_model": win,
+        "rejected_model": lose,
+        "margin": margin,
+        "instruction_id": iid,
+        "domain": "general",
     }
 
 
@@ -53,12 +66,18 @@ ROUNDS = {
             outcome(3, "i4", "A", "C", None, 3.0),  # not rated: no judge could score A
         ],
         "judgments": [
-            judgment("C", "A", "i1", 8.0), judgment("C", "B", "i1", 4.0),  # agrees; |dev| 1 + 1
-            judgment("A", "A", "i1", 6.0), judgment("A", "B", "i1", 6.0),  # own tie vs A winning: disagrees; 1 + 1
-            judgment("A", "B", "i2", 5.0), judgment("A", "C", "i2", 7.0),  # prefers C, aggregate ties: disagrees
-            judgment("B", "B", "i2", None, "I <b>love</b> it"), judgment("B", "C", "i2", 6.0),  # one side only
-            judgment("B", "C", "i3", 9.0), judgment("B", "A", "i3", 3.0),  # agrees; 1 + 1
-            judgment("B", "A", "i4", None, "???"), judgment("B", "C", "i4", 3.0),  # unrated match: left out
+            judgment("C", "A", "i1", 8.0),
+            judgment("C", "B", "i1", 4.0),  # agrees; |dev| 1 + 1
+            judgment("A", "A", "i1", 6.0),
+            judgment("A", "B", "i1", 6.0),  # own tie vs A winning: disagrees; 1 + 1
+            judgment("A", "B", "i2", 5.0),
+            judgment("A", "C", "i2", 7.0),  # prefers C, aggregate ties: disagrees
+            judgment("B", "B", "i2", None, "I <b>love</b> it"),
+            judgment("B", "C", "i2", 6.0),  # one side only
+            judgment("B", "C", "i3", 9.0),
+            judgment("B", "A", "i3", 3.0),  # agrees; 1 + 1
+            judgment("B", "A", "i4", None, "???"),
+            judgment("B", "C", "i4", 3.0),  # unrated match: left out
         ],
         "pairs": [pair("p1", "a1", "b1", "A", "B", 2.0, "i1"), pair("p3", "c3", "a3", "C", "A", 4.0, "i3")],
         "ratings": {"A": 99.0, "B": 100.0, "C": 101.0},
@@ -283,7 +302,9 @@ def test_report_of_a_simulated_run_with_and_without_evaluation(tmp_path):
         for r in (0, 3)
     ]
     best = {
-        str(r): {t: {"member": "m04", "score": 0.3 + 0.05 * r, "low": 0.0, "high": 1.0, "n": 20} for t in ("gsm8k", "alpaca")}
+        str(r): {
+            t: {"member": "m04", "score": 0.3 + 0.05 * r, "low": 0.0, "high": 1.0, "n": 20} for t in ("gsm8k", "alpaca")
+        }
         for r in (0, 3)
     }
     write_json(tmp_path / "eval.json", {"rounds": [0, 3], "tasks": ["gsm8k", "alpaca"], "scores": scores, "best": best})

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from sparta.experiments.simulation import simulate, simulation_config
-from sparta.pipeline.rundir import write_json
 from sparta.report.html import write_report
+from sparta.rundir import write_json
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = (

@@ -38,9 +38,7 @@ def test_equal_ratings_use_the_eps_floor():
 
 def test_second_combatant_sees_the_new_rating():
     # close ratings, so the factor depends on the gap: b's z uses a's *new* rating
-    state = ReputationState(
-        ratings={"a": 100.3, "b": 100.0}, sigmas={"a": 0.5, "b": 0.5}, history={"a": [], "b": []}
-    )
+    state = ReputationState(ratings={"a": 100.3, "b": 100.0}, sigmas={"a": 0.5, "b": 0.5}, history={"a": [], "b": []})
     _, d_b = update_pair(state, "a", "b", 10.0, 1.0, CFG)
     new_a = state.ratings["a"]
     z = (100.0 - new_a) / math.sqrt(0.5)
@@ -80,19 +78,23 @@ def test_rating_floor():
 
 def test_upset_aware_rewards_beating_a_stronger_opponent():
     cfg = TournamentConfig(update_rule="upset_aware")
+
     def gain(r_self, r_opp):
         state = ReputationState(
             ratings={"a": r_self, "b": r_opp}, sigmas={"a": 0.5, "b": 0.5}, history={"a": [], "b": []}
         )
         return update_pair(state, "a", "b", 8.0, 6.0, cfg)[0]
+
     assert gain(100.0, 101.0) > gain(100.0, 100.0) > gain(100.0, 99.0) > 0
     # the paper rule is symmetric: the same gain either way
     paper = TournamentConfig()
+
     def paper_gain(r_self, r_opp):
         state = ReputationState(
             ratings={"a": r_self, "b": r_opp}, sigmas={"a": 0.5, "b": 0.5}, history={"a": [], "b": []}
         )
         return update_pair(state, "a", "b", 8.0, 6.0, paper)[0]
+
     assert paper_gain(100.0, 101.0) == pytest.approx(paper_gain(100.0, 99.0))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sparta.pipeline.rundir import read_json, read_jsonl
+from sparta.rundir import read_json, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = [

@@ -13,14 +13,16 @@ MEMBERS = ["a", "b", "c", "d"]
 def setup():
     i1, i2 = Instruction("x1", "Say hi", "chat"), Instruction("x2", "Add 2+2", "math")
     matches = [Match(0, i1, "a", "b"), Match(1, i2, "c", "a")]
-    responses = {
-        (i.id, m): Response(i.id, m, f"{m} answers {i.id}") for i in (i1, i2) for m in MEMBERS
-    }
+    responses = {(i.id, m): Response(i.id, m, f"{m} answers {i.id}") for i in (i1, i2) for m in MEMBERS}
     j = [
-        Judgment("c", "a", "x1", 8.0), Judgment("d", "a", "x1", 6.0),
-        Judgment("c", "b", "x1", 4.0), Judgment("d", "b", "x1", None, "unparseable"),
-        Judgment("b", "c", "x2", 5.0), Judgment("d", "c", "x2", 5.0),
-        Judgment("b", "a", "x2", 5.0), Judgment("d", "a", "x2", 5.0),
+        Judgment("c", "a", "x1", 8.0),
+        Judgment("d", "a", "x1", 6.0),
+        Judgment("c", "b", "x1", 4.0),
+        Judgment("d", "b", "x1", None, "unparseable"),
+        Judgment("b", "c", "x2", 5.0),
+        Judgment("d", "c", "x2", 5.0),
+        Judgment("b", "a", "x2", 5.0),
+        Judgment("d", "a", "x2", 5.0),
     ]
     return matches, responses, j
 

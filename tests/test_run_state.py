@@ -64,7 +64,7 @@ def test_run_files_are_readable_by_others(tmp_path):
     import os
     import stat
 
-    from sparta.pipeline.rundir import write_json
+    from sparta.rundir import write_json
 
     write_json(tmp_path / "x.json", {"a": 1})
     mode = stat.S_IMODE(os.stat(tmp_path / "x.json").st_mode)

@@ -109,7 +109,7 @@ def test_gold_checks_and_errors():
     assert SCORERS.names() == ["choice", "label", "math", "number", "text"]
 
 
-@given(st.integers(min_value=-10**12, max_value=10**12), st.text(alphabet="abc xyz.", max_size=20))
+@given(st.integers(min_value=-(10**12), max_value=10**12), st.text(alphabet="abc xyz.", max_size=20))
 def test_number_scorer_reads_any_integer_written_with_separators(value, filler):
     assert score_answer("number", f"{filler} {value:,}", str(value)) == 1.0
 

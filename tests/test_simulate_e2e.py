@@ -6,14 +6,16 @@ from typer.testing import CliRunner
 
 from sparta.cli import app
 from sparta.experiments.simulation import simulate, simulation_config
-from sparta.pipeline.rundir import read_jsonl
+from sparta.rundir import read_jsonl
 
 runner = CliRunner()
 
 
 def test_simulate_cli_writes_the_run_directory(tmp_path):
     out = tmp_path / "sim"
-    result = runner.invoke(app, ["simulate", "--models", "5", "--rounds", "3", "--instructions", "40", "--out", str(out)])
+    result = runner.invoke(
+        app, ["simulate", "--models", "5", "--rounds", "3", "--instructions", "40", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "Leaderboard" in result.output and "label accuracy" in result.output
     for name in ("config.yaml", "state.json"):
@@ -22,7 +24,9 @@ def test_simulate_cli_writes_the_run_directory(tmp_path):
         rd = out / f"round_{r:03d}"
         matches = read_jsonl(rd / "matches.jsonl")
         assert len(matches) == 40
-        assert len(read_jsonl(rd / "responses.jsonl")) == len({(m["instruction_id"], s) for m in matches for s in (m["model_a"], m["model_b"])})
+        assert len(read_jsonl(rd / "responses.jsonl")) == len(
+            {(m["instruction_id"], s) for m in matches for s in (m["model_a"], m["model_b"])}
+        )
         # 3 judges (the others) x 2 responses per match
         assert len(read_jsonl(rd / "judgments.jsonl")) == 40 * 3 * 2
         pairs = read_jsonl(rd / "pairs.jsonl")
@@ -48,7 +52,9 @@ def test_same_seed_same_run(tmp_path):
     assert a.ratings != c.ratings
     for r in (1, 2):
         name = f"round_{r:03d}"
-        assert (tmp_path / "a" / name / "pairs.jsonl").read_text() == (tmp_path / "b" / name / "pairs.jsonl").read_text()
+        assert (tmp_path / "a" / name / "pairs.jsonl").read_text() == (
+            tmp_path / "b" / name / "pairs.jsonl"
+        ).read_text()
 
 
 def test_sim_learns_something(tmp_path):
@@ -60,7 +66,9 @@ def test_sim_learns_something(tmp_path):
 
 
 def test_ablations_table(tmp_path):
-    result = runner.invoke(app, ["simulate", "--ablations", "--models", "4", "--rounds", "2", "--instructions", "30", "--seeds", "2"])
+    result = runner.invoke(
+        app, ["simulate", "--ablations", "--models", "4", "--rounds", "2", "--instructions", "30", "--seeds", "2"]
+    )
     assert result.exit_code == 0, result.output
     for variant in ("SPARTA", "uniform aggregation", "random pairing"):
         assert variant in result.output

@@ -133,9 +133,7 @@ def pairs_from(tribe: SimulatedTribe, ins: list[Instruction], flip: bool = False
         good, bad = (ra, rb) if ra.meta["quality"] >= rb.meta["quality"] else (rb, ra)
         if flip:
             good, bad = bad, good
-        pairs.append(
-            PreferencePair(x.text, good.text, bad.text, good.model, bad.model, 1.0, x.id, domain=x.domain)
-        )
+        pairs.append(PreferencePair(x.text, good.text, bad.text, good.model, bad.model, 1.0, x.id, domain=x.domain))
     return pairs
 
 

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from sparta.demo import demo_config
 from sparta.pipeline.loop import run
-from sparta.pipeline.rundir import read_json, read_jsonl
+from sparta.rundir import read_json, read_jsonl
 
 pytestmark = pytest.mark.slow
 

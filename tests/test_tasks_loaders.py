@@ -84,9 +84,13 @@ def test_authors_files_field_values():
 
 
 def test_normad_bad_label_names_file_line_key_and_field(tmp_path):
-    data = {"train": {"7": {"instruction": "Is it fine?", "label": "yes"},
-                      "9": {"instruction": "Is that fine?", "label": "maybe"}},
-            "test": {}}
+    data = {
+        "train": {
+            "7": {"instruction": "Is it fine?", "label": "yes"},
+            "9": {"instruction": "Is that fine?", "label": "maybe"},
+        },
+        "test": {},
+    }
     path = tmp_path / "normad.json"
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     with pytest.raises(TaskDataError) as info:
@@ -119,10 +123,13 @@ def test_crosswords_bad_letter_and_math_null_answer(tmp_path):
     with pytest.raises(TaskDataError, match=r"kc.json:3: field 'completion': expected a letter A-D"):
         load_task("knowledge_crosswords", {"path": str(path)})
 
-    math = write_jsonl(tmp_path / "easy.jsonl", [
-        json.dumps({"problem": "1+1?", "answer": None, "solution": "So \\boxed{2}."}),
-        json.dumps({"problem": "2+2?", "answer": None, "solution": "no box here"}),
-    ])
+    math = write_jsonl(
+        tmp_path / "easy.jsonl",
+        [
+            json.dumps({"problem": "1+1?", "answer": None, "solution": "So \\boxed{2}."}),
+            json.dumps({"problem": "2+2?", "answer": None, "solution": "no box here"}),
+        ],
+    )
     with pytest.raises(TaskDataError, match=r"easy.jsonl:2: field 'answer': missing"):
         load_task("math", {"path": str(math)})
     assert [i.answer for i in load_task("math", {"path": str(math)}, on_bad_record="skip")] == ["2"]
@@ -174,14 +181,29 @@ def test_jsonl_skip_logs_and_counts_bad_records(tmp_path, caplog):
 
 
 def test_jsonl_field_mapping_ids_domain_and_meta(tmp_path):
-    path = write_jsonl(tmp_path / "set.jsonl", [
-        json.dumps({"key": "x1", "prompt": "Say hi.", "gold": "hi", "level": 3}),
-        json.dumps({"key": 7, "prompt": "Say yo.", "gold": "yo"}),
-    ])
-    loaded = load_task("jsonl", {"path": str(path), "prompt_field": "prompt", "answer_field": "gold", "id_field": "key",
-                                 "id_prefix": "greet", "domain": "chat", "meta_fields": ["level"]})
-    assert loaded == [Instruction("greet-x1", "Say hi.", "chat", "hi", "text", {"level": 3}),
-                      Instruction("greet-7", "Say yo.", "chat", "yo", "text", {})]
+    path = write_jsonl(
+        tmp_path / "set.jsonl",
+        [
+            json.dumps({"key": "x1", "prompt": "Say hi.", "gold": "hi", "level": 3}),
+            json.dumps({"key": 7, "prompt": "Say yo.", "gold": "yo"}),
+        ],
+    )
+    loaded = load_task(
+        "jsonl",
+        {
+            "path": str(path),
+            "prompt_field": "prompt",
+            "answer_field": "gold",
+            "id_field": "key",
+            "id_prefix": "greet",
+            "domain": "chat",
+            "meta_fields": ["level"],
+        },
+    )
+    assert loaded == [
+        Instruction("greet-x1", "Say hi.", "chat", "hi", "text", {"level": 3}),
+        Instruction("greet-7", "Say yo.", "chat", "yo", "text", {}),
+    ]
 
 
 def test_duplicate_ids_are_bad_records(tmp_path):
@@ -254,8 +276,19 @@ def test_option_errors_name_the_option(tmp_path):
 
 
 def test_registry_names_and_unknown_task():
-    assert {"math", "gsm8k", "com2", "normad", "knowledge_crosswords", "truthfulqa", "jsonl", "json", "csv",
-            "hf_dataset", "procedural"} <= set(task_names())
+    assert {
+        "math",
+        "gsm8k",
+        "com2",
+        "normad",
+        "knowledge_crosswords",
+        "truthfulqa",
+        "jsonl",
+        "json",
+        "csv",
+        "hf_dataset",
+        "procedural",
+    } <= set(task_names())
     with pytest.raises(KeyError, match="unknown task 'mmlu'; known: .*procedural"):
         load_task("mmlu", {})
 
@@ -280,8 +313,10 @@ def test_hf_dataset_from_disk(tmp_path):
     with pytest.raises(TaskDataError, match=r"dd\[train\]: row 1: field 'question': empty"):
         load_task("hf_dataset", {"path": str(tmp_path / "dd"), **options})
     loaded = load_task("hf_dataset", {"path": str(tmp_path / "dd"), **options}, on_bad_record="skip")
-    assert [(i.id, i.answer, i.domain) for i in loaded] == [("dd-train-00000", "4", "math"),
-                                                            ("dd-train-00002", "6", "math")]
+    assert [(i.id, i.answer, i.domain) for i in loaded] == [
+        ("dd-train-00000", "4", "math"),
+        ("dd-train-00002", "6", "math"),
+    ]
 
     (only,) = load_task("hf_dataset", {"path": str(tmp_path / "dd"), "split": "test", **options})
     assert only == Instruction("dd-test-00000", "1+1?", "math", "2", "number", {})
@@ -296,15 +331,23 @@ def test_mixture_combines_parts_with_a_seeded_limit():
     a = load_task("procedural", {"size": 20, "seed": 0, "domains": ["arithmetic"]})
     mixed = load_task(
         "mixture",
-        {"parts": [{"task": "procedural", "options": {"size": 20, "seed": 0, "domains": ["arithmetic"]}},
-                   {"task": "procedural", "options": {"size": 50, "seed": 0, "domains": ["yes_no"]}, "limit": 5}]},
+        {
+            "parts": [
+                {"task": "procedural", "options": {"size": 20, "seed": 0, "domains": ["arithmetic"]}},
+                {"task": "procedural", "options": {"size": 50, "seed": 0, "domains": ["yes_no"]}, "limit": 5},
+            ]
+        },
     )
     assert [x.id for x in mixed[:20]] == [x.id for x in a]
     assert len(mixed) == 25 and all(x.domain == "yes_no" for x in mixed[20:])
     again = load_task(
         "mixture",
-        {"parts": [{"task": "procedural", "options": {"size": 20, "seed": 0, "domains": ["arithmetic"]}},
-                   {"task": "procedural", "options": {"size": 50, "seed": 0, "domains": ["yes_no"]}, "limit": 5}]},
+        {
+            "parts": [
+                {"task": "procedural", "options": {"size": 20, "seed": 0, "domains": ["arithmetic"]}},
+                {"task": "procedural", "options": {"size": 50, "seed": 0, "domains": ["yes_no"]}, "limit": 5},
+            ]
+        },
     )
     assert again == mixed  # the limited choice is seeded
 

@@ -12,13 +12,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparta.tasks import (
-    TaskOptionsError, load_task, procedural_domains, procedural_expert_examples, procedural_instructions, score_answer,
+    TaskOptionsError,
+    load_task,
+    procedural_domains,
+    procedural_expert_examples,
+    procedural_instructions,
+    score_answer,
 )
 from sparta.tasks.procedural_domains import DOMAINS
 from sparta.tasks.procedural_vocab import CATEGORIES, UNITS
 
-EXPECTED_TYPES = {"arithmetic": "number", "unit_conversion": "number", "multiple_choice": "choice",
-                  "yes_no": "label", "writing": None}
+EXPECTED_TYPES = {
+    "arithmetic": "number",
+    "unit_conversion": "number",
+    "multiple_choice": "choice",
+    "yes_no": "label",
+    "writing": None,
+}
 
 
 def test_default_suite_is_an_even_mix_of_verifiable_and_open_prompts():
@@ -54,8 +64,11 @@ def test_a_larger_suite_extends_a_smaller_one():
 
 
 @settings(max_examples=25, deadline=None)
-@given(size=st.integers(1, 60), seed=st.integers(0, 10**6),
-       domains=st.lists(st.sampled_from(sorted(EXPECTED_TYPES)), min_size=1, max_size=5, unique=True))
+@given(
+    size=st.integers(1, 60),
+    seed=st.integers(0, 10**6),
+    domains=st.lists(st.sampled_from(sorted(EXPECTED_TYPES)), min_size=1, max_size=5, unique=True),
+)
 def test_any_options_are_deterministic_with_unique_ids(size, seed, domains):
     instructions = procedural_instructions(size, seed, domains)
     assert instructions == procedural_instructions(size, seed, list(domains))

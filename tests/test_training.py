@@ -136,6 +136,7 @@ def test_dpo_raises_the_margin_and_touches_only_the_member(pool, tmp_path):
 def test_reference_is_the_member_at_the_start_of_the_round(pool, tmp_path):
     pairs, beta = _pairs(4), 1.0
     _perturb(pool, "alice", std=1.0)
+
     # the adapter really differs from the base: with the base as reference, step-0 rewards would be far from 0
     def logp(p: PreferencePair, adapter: bool) -> float:
         return _answer_logp(pool, "alice", p.prompt, p.chosen, adapter)

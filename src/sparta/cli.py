@@ -1,4 +1,8 @@
-"""The ``sparta`` command line."""
+"""The ``sparta`` command line.
+
+Every command lets a :class:`~sparta.errors.SpartaError` (bad input the user can fix) reach :class:`_Commands`,
+which prints its message and exits with status 2; any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,39 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
-from sparta.config import ConfigError, load_config
+from sparta.config import load_config
+from sparta.errors import SpartaError
 from sparta.report.console import RichReporter, console, leaderboard_table, rows_table
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Align a pool of language models through combat (SPARTA).")
-
-SetOption = typer.Option(None, "--set", help="Override a configuration field: section.field=value (repeatable).")
 
 
 def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/bold red] {message}")
     raise typer.Exit(2)
+
+
+class _Commands(TyperGroup):
+    """The one place where user-facing errors become a message and exit status 2."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except SpartaError as err:
+            console.print(f"[bold red]error:[/bold red] {err}")
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_Commands,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Align a pool of language models through combat (SPARTA).",
+)
+
+SetOption = typer.Option(None, "--set", help="Override a configuration field: section.field=value (repeatable).")
 
 
 def _print_run_summary(out: Path, seconds: float) -> None:
@@ -52,18 +76,13 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="require an existing run directory and continue it"),
 ) -> None:
     """Run SPARTA rounds (or resume a killed run) in a run directory."""
-    from sparta.pipeline.loop import RunDirectoryError
     from sparta.pipeline.loop import run as run_loop
-    from sparta.tasks import TaskDataError, TaskOptionsError
 
     if resume and not (out / "state.json").exists():
         _fail(f"--resume: {out} holds no run (no state.json)")
-    try:
-        cfg = load_config(config, overrides or [])
-        start = time.perf_counter()
-        run_loop(cfg, out, RichReporter())
-    except (ConfigError, RunDirectoryError, TaskDataError, TaskOptionsError) as err:
-        _fail(str(err))
+    cfg = load_config(config, overrides or [])
+    start = time.perf_counter()
+    run_loop(cfg, out, RichReporter())
     _print_run_summary(out, time.perf_counter() - start)
 
 
@@ -81,7 +100,8 @@ def simulate(
     """SPARTA on a synthetic tribe with latent skills: the full loop in seconds, and the paper's ablations."""
     import tempfile
 
-    from sparta.experiments.simulation import run_ablations, simulate as run_sim, simulation_config
+    from sparta.experiments.simulation import run_ablations, simulation_config
+    from sparta.experiments.simulation import simulate as run_sim
 
     start = time.perf_counter()
     if ablations:
@@ -95,14 +115,16 @@ def simulate(
             }
             for r in rows
         ]
-        console.print(rows_table(table_rows, f"Simulated ablations: {models} models, {rounds} rounds, "
-                                 f"{instructions} instructions/round, mean ± sd over {seeds} seeds"))
+        console.print(
+            rows_table(
+                table_rows,
+                f"Simulated ablations: {models} models, {rounds} rounds, "
+                f"{instructions} instructions/round, mean ± sd over {seeds} seeds",
+            )
+        )
         console.print(f"({time.perf_counter() - start:.1f} s)")
         return
-    try:
-        cfg = simulation_config(models, rounds, instructions, seed, overrides or [])
-    except ConfigError as err:
-        _fail(str(err))
+    cfg = simulation_config(models, rounds, instructions, seed, overrides or [])
     target = out or Path(tempfile.mkdtemp(prefix="sparta-sim-"))
     result = run_sim(cfg, target, RichReporter())
     console.print(
@@ -119,25 +141,27 @@ def init_pool_command(
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """Build a diverse pool: one LoRA expert per member, SFT on its own subset over one shared base."""
-    from sparta.pool_init import InitPoolError, diversity_rows, init_pool
-    from sparta.tasks import TaskDataError
+    from sparta.pool_init import diversity_rows, init_pool
 
     start = time.perf_counter()
-    try:
-        result = init_pool(config, out, overrides or [], RichReporter())
-    except (InitPoolError, ConfigError, TaskDataError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
+    result = init_pool(config, out, overrides or [], RichReporter())
     rows = diversity_rows(result)
     if rows:
-        console.print(rows_table(rows, "Diversity on held-out prompts: accuracy per domain, mean disagreement with the others"))
-    console.print(f"pool: [bold]{out / 'pool.yaml'}[/bold]  (sparta run {out / 'pool.yaml'} --out RUN)  "
-                  f"{time.perf_counter() - start:.0f} s")
+        console.print(
+            rows_table(rows, "Diversity on held-out prompts: accuracy per domain, mean disagreement with the others")
+        )
+    console.print(
+        f"pool: [bold]{out / 'pool.yaml'}[/bold]  (sparta run {out / 'pool.yaml'} --out RUN)  "
+        f"{time.perf_counter() - start:.0f} s"
+    )
 
 
 @app.command("eval")
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a run directory"),
-    rounds: Optional[str] = typer.Option(None, help="comma-separated rounds (0 = initial pool); default: initial and final"),
+    rounds: Optional[str] = typer.Option(
+        None, help="comma-separated rounds (0 = initial pool); default: initial and final"
+    ),
     tasks: Optional[Path] = typer.Option(None, help="YAML list of task specs {task, options, limit, scorer, judge}"),
     limit: int = typer.Option(100, help="items per task (a seeded choice of held-out items)"),
     max_new_tokens: Optional[int] = typer.Option(None, help="answer length (default: the pool's)"),
@@ -145,14 +169,11 @@ def evaluate(
     """Evaluate every member at the chosen rounds on held-out items; writes eval.json and eval.csv."""
     import yaml
 
-    from sparta.evaluation import EvalError, EvalSpecError, RoundError, eval_table_rows, evaluate_run
+    from sparta.evaluation import eval_table_rows, evaluate_run
 
     specs = yaml.safe_load(tasks.read_text()) if tasks else None
     round_list = [int(x) for x in rounds.split(",")] if rounds else None
-    try:
-        result = evaluate_run(run_dir, round_list, specs, limit, RichReporter(), max_new_tokens=max_new_tokens)
-    except (EvalError, EvalSpecError, RoundError, ConfigError) as err:
-        _fail(str(err))
+    result = evaluate_run(run_dir, round_list, specs, limit, RichReporter(), max_new_tokens=max_new_tokens)
     console.print(rows_table(eval_table_rows(result), "Evaluation: score [95% bootstrap CI] on held-out items"))
     console.print(f"written: {run_dir / 'eval.json'}, {run_dir / 'eval.csv'}")
 
@@ -165,10 +186,7 @@ def compare(
     """Several runs side by side: set-up, pairs kept, judge failures, and evaluation when it exists."""
     from sparta.report.compare import compare_rows, markdown_table
 
-    try:
-        rows, columns = compare_rows(run_dirs)
-    except (FileNotFoundError, ConfigError) as err:
-        _fail(str(err))
+    rows, columns = compare_rows(run_dirs)
     if markdown:
         print(markdown_table(rows, columns))
         return
@@ -178,13 +196,9 @@ def compare(
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     """Write RUN_DIR/report.html (self-contained, plots embedded) and the plots as PNGs."""
-    from sparta.report.analysis import ReportError
     from sparta.report.html import write_report
 
-    try:
-        path = write_report(run_dir)
-    except (ReportError, FileNotFoundError) as err:
-        _fail(str(err))
+    path = write_report(run_dir)
     console.print(f"report: [bold]{path}[/bold]")
 
 
@@ -204,12 +218,10 @@ def judge_check(
 ) -> None:
     """Measure each judge type's pairwise accuracy on probes with a known better response."""
     from sparta.backends.hf.pool import ModelPool
-    from sparta.backends.hf.probes import KINDS, best_judge_type, judge_check as run_check
+    from sparta.backends.hf.probes import KINDS, best_judge_type
+    from sparta.backends.hf.probes import judge_check as run_check
 
-    try:
-        cfg = load_config(config, overrides or [])
-    except ConfigError as err:
-        _fail(str(err))
+    cfg = load_config(config, overrides or [])
     pool = ModelPool(cfg.pool, cfg.training.lora, cfg.run.seed)
     judge_types = [t.strip() for t in types.split(",") if t.strip()]
     with RichReporter().stage("judge-check", len(judge_types) * len(pool.members) * n * len(KINDS) * 2) as advance:
@@ -237,8 +249,13 @@ def demo(
         total = len(JUDGE_TYPES) * len({m.model for m in cfg.pool.members}) * probes * len(KINDS) * 2
         with RichReporter().stage("judge-check", total) as advance:
             rows = check_judges(cfg, probes, advance)
-        console.print(_judge_check_table(rows, f"judge-check on {cfg.pool.members[0].model}: pairwise accuracy, "
-                                         f"{probes} probes per kind (0.5 = chance)"))
+        console.print(
+            _judge_check_table(
+                rows,
+                f"judge-check on {cfg.pool.members[0].model}: pairwise accuracy, "
+                f"{probes} probes per kind (0.5 = chance)",
+            )
+        )
         chosen = best_judge_type(rows)
         console.print(f"the demo judges with [bold]{chosen}[/bold], the most accurate judge type for this model")
     else:

@@ -10,11 +10,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sparta.errors import SpartaError
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _registered(registry: Any, name: str) -> str:
+    """``name`` if ``registry`` has it; pydantic reports a ValueError with the near names and the known ones."""
+    from sparta.registry import UnknownNameError
+
+    try:
+        return registry.check(name)
+    except UnknownNameError as err:
+        raise ValueError(str(err)) from None
 
 
 class TournamentConfig(_Strict):
@@ -34,17 +46,36 @@ class TournamentConfig(_Strict):
     alpha: float = Field(0.6, ge=0, le=1, description="probability of a uniformly random opponent")
     k: int = Field(5, ge=1, description="closest-rated candidates for the other opponents")
     min_margin: float = Field(0.0, ge=0, description="pairs whose score margin is below this (and ties) are dropped")
-    aggregation: Literal["reputation", "uniform"] = "reputation"
-    update_rule: Literal["paper", "upset_aware"] = "paper"
+    aggregation: str = Field(
+        "reputation", description="a registered aggregation of the judges' scores: reputation (paper), uniform"
+    )
+    update_rule: str = Field("paper", description="a registered reputation update rule: paper, upset_aware")
     reset_kappa_each_round: bool = Field(False, description="reproduce the authors' per-round kappa reset")
     judges: Literal["others", "all"] = Field(
-        "others", description="who judges a match: the members not fighting (paper) or every member, combatants included"
+        "others",
+        description="who judges a match: the members not fighting (paper) or every member, combatants included",
     )
 
+    @field_validator("aggregation")
+    @classmethod
+    def _known_aggregation(cls, name: str) -> str:
+        from sparta.tournament.aggregation import AGGREGATORS
+
+        return _registered(AGGREGATORS, name)
+
+    @field_validator("update_rule")
+    @classmethod
+    def _known_update_rule(cls, name: str) -> str:
+        from sparta.tournament.reputation import GAINS
+
+        return _registered(GAINS, name)
+
     @model_validator(mode="after")
-    def _kappa_order(self) -> "TournamentConfig":
+    def _kappa_order(self) -> TournamentConfig:
         if self.kappa_min > self.kappa0:
-            raise ValueError(f"tournament.kappa_min ({self.kappa_min}) must not exceed tournament.kappa0 ({self.kappa0})")
+            raise ValueError(
+                f"tournament.kappa_min ({self.kappa_min}) must not exceed tournament.kappa0 ({self.kappa0})"
+            )
         return self
 
 
@@ -78,12 +109,16 @@ class MemberConfig(_Strict):
 
 class PoolConfig(_Strict):
     members: list[MemberConfig] = Field(default_factory=list)
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="default for members without their own")
+    sampling: SamplingConfig = Field(
+        default_factory=SamplingConfig, description="default for members without their own"
+    )
     trust_remote_code: bool = False
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     device: str = "cpu"
     max_prompt_tokens: int = Field(1024, ge=8)
-    long_prompt: Literal["error", "skip"] = Field("error", description="what to do with a prompt over max_prompt_tokens")
+    long_prompt: Literal["error", "skip"] = Field(
+        "error", description="what to do with a prompt over max_prompt_tokens"
+    )
     generation_batch_size: int = Field(8, ge=1)
 
     @model_validator(mode="before")
@@ -106,7 +141,7 @@ class PoolConfig(_Strict):
         return {**data, "members": filled}
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "PoolConfig":
+    def _unique_names(self) -> PoolConfig:
         names = [m.name for m in self.members]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -115,7 +150,7 @@ class PoolConfig(_Strict):
 
 
 class JudgeConfig(_Strict):
-    type: str = Field("generate", description="a registered judge: generate, logprob, likelihood")
+    type: str = Field("generate", description="a registered judge type: generate, logprob, likelihood")
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(32, ge=1)
     max_response_tokens: int = Field(512, ge=1, description="responses are cut to this many judge tokens")
@@ -129,6 +164,13 @@ class JudgeConfig(_Strict):
     likelihood_min_tokens: int = Field(
         0, ge=0, description="likelihood judge: scale the probability by min(1, tokens / this) (0: off)"
     )
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, name: str) -> str:
+        from sparta.backends.base import JUDGES
+
+        return _registered(JUDGES, name)
 
 
 class TrainingConfig(_Strict):
@@ -165,9 +207,23 @@ class DataConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     holdout_fraction: float = Field(0.2, ge=0, lt=1, description="kept away from combat for evaluation")
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        from sparta.tasks import TASKS
+
+        return _registered(TASKS, name)
+
 
 class BackendConfig(_Strict):
     kind: str = Field("hf", description="a registered tribe backend: hf, simulated")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, name: str) -> str:
+        from sparta.backends.base import TRIBES
+
+        return _registered(TRIBES, name)
 
 
 class RunConfig(_Strict):
@@ -188,19 +244,17 @@ class SpartaConfig(_Strict):
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
 
     @model_validator(mode="after")
-    def _enough_judges(self) -> "SpartaConfig":
+    def _enough_judges(self) -> SpartaConfig:
         n = len(self.pool.members)
         if n == 2 and self.tournament.judges == "others":
-            raise ValueError(
-                "pool.members: with 2 members no one is left to judge a match; set tournament.judges=all"
-            )
+            raise ValueError("pool.members: with 2 members no one is left to judge a match; set tournament.judges=all")
         return self
 
     def member_names(self) -> list[str]:
         return [m.name for m in self.pool.members]
 
 
-class ConfigError(ValueError):
+class ConfigError(SpartaError, ValueError):
     """A configuration problem, worded for the person who wrote the file."""
 
 
@@ -209,7 +263,7 @@ def format_validation_error(err: ValidationError, source: str, what: str = "conf
     lines = [f"invalid {what} in {source}:"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         ctx = e.get("ctx") or {}
         if ctx:
             bounds = ", ".join(f"{k} {v}" for k, v in ctx.items() if k in {"gt", "ge", "lt", "le"})
@@ -241,7 +295,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def config_from_dict(data: dict[str, Any], source: str = "configuration", overrides: list[str] | None = None) -> SpartaConfig:
+def config_from_dict(
+    data: dict[str, Any], source: str = "configuration", overrides: list[str] | None = None
+) -> SpartaConfig:
     data = apply_overrides(dict(data or {}), list(overrides or []))
     try:
         return SpartaConfig.model_validate(data)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 MIN_SCORE, MAX_SCORE = 1, 10
 SCORES = tuple(range(MIN_SCORE, MAX_SCORE + 1))

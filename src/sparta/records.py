@@ -24,7 +24,7 @@ class Instruction:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Instruction":
+    def from_dict(cls, d: dict[str, Any]) -> Instruction:
         return cls(**d)
 
 
@@ -47,7 +47,7 @@ class Match:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Match":
+    def from_dict(cls, d: dict[str, Any]) -> Match:
         return cls(d["index"], Instruction.from_dict(d["instruction"]), d["model_a"], d["model_b"])
 
 
@@ -64,7 +64,7 @@ class Response:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Response":
+    def from_dict(cls, d: dict[str, Any]) -> Response:
         return cls(**d)
 
 
@@ -92,7 +92,7 @@ class Judgment:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Judgment":
+    def from_dict(cls, d: dict[str, Any]) -> Judgment:
         return cls(**d)
 
 
@@ -113,5 +113,5 @@ class PreferencePair:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PreferencePair":
+    def from_dict(cls, d: dict[str, Any]) -> PreferencePair:
         return cls(**d)

@@ -1,15 +1,15 @@
 """The contract between the round loop and whatever plays the tribe (real LLMs or a simulation).
 
 The pipeline only speaks to a :class:`Tribe`; a backend registers a factory under a name and the
-configuration's ``backend.kind`` picks it. Factories are imported lazily so that the simulated tribe
-never pays for importing torch.
+configuration's ``backend.kind`` picks it. Registries here hold lazy ``"module:attr"`` targets, so the names are
+checked when the configuration loads and the simulated tribe never pays for importing torch.
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, Response
 from sparta.registry import Registry
@@ -56,15 +56,20 @@ class Tribe(Protocol):
 
 TribeFactory = Callable[["SpartaConfig"], Tribe]
 
-TRIBES: Registry[str] = Registry("backend")
-"""backend name -> "module:function" of its factory, imported on first use."""
+TRIBES: Registry[TribeFactory] = Registry("backend")
+"""backend name -> its factory, imported on first use."""
 
-TRIBES.register("simulated")("sparta.backends.simulated:build")
-TRIBES.register("hf")("sparta.backends.hf.tribe:build")
+TRIBES.register("simulated", "sparta.backends.simulated:build")
+TRIBES.register("hf", "sparta.backends.hf.tribe:build")
+
+JUDGES: Registry[Any] = Registry("judge type")
+"""judge type -> the class that scores with it on the HF engine (``sparta.backends.hf.judges``)."""
+
+JUDGES.register("generate", "sparta.backends.hf.judges:GenerateJudge")
+JUDGES.register("logprob", "sparta.backends.hf.judges:LogprobJudge")
+JUDGES.register("likelihood", "sparta.backends.hf.judges:LikelihoodJudge")
 
 
-def build_tribe(config: "SpartaConfig") -> Tribe:
+def build_tribe(config: SpartaConfig) -> Tribe:
     """Build the tribe named by ``config.backend.kind``."""
-    module_name, _, func = TRIBES.get(config.backend.kind).partition(":")
-    factory: TribeFactory = getattr(importlib.import_module(module_name), func)
-    return factory(config)
+    return TRIBES.get(config.backend.kind)(config)

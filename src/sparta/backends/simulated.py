@@ -27,12 +27,13 @@ import hashlib
 import math
 import struct
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sparta.backends.base import Progress, _no_progress
-from sparta.pipeline.rundir import read_json, write_json
 from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, Response
+from sparta.rundir import read_json, write_json
 
 if TYPE_CHECKING:
     from sparta.config import SimulationConfig, SpartaConfig
@@ -75,7 +76,7 @@ def _check_domains(domains: list[str]) -> None:
 
 
 def initial_skills(
-    members: Sequence[str], domains: Sequence[str], sim: "SimulationConfig", seed: int
+    members: Sequence[str], domains: Sequence[str], sim: SimulationConfig, seed: int
 ) -> dict[str, list[float]]:
     """Each member's skills, one per domain, drawn from N(skill_mean, skill_spread) seeded by (seed, member)."""
     skills = {}
@@ -91,7 +92,7 @@ def initial_skills(
 class SimulatedTribe:
     """The synthetic tribe; see the module docstring for the model it follows."""
 
-    def __init__(self, members: Sequence[str], sim: "SimulationConfig", seed: int) -> None:
+    def __init__(self, members: Sequence[str], sim: SimulationConfig, seed: int) -> None:
         if not members:
             raise ValueError("pool.members is empty: the simulated tribe needs at least one member")
         _check_domains(list(sim.domains))
@@ -243,6 +244,6 @@ class SimulatedTribe:
         }
 
 
-def build(config: "SpartaConfig") -> SimulatedTribe:
+def build(config: SpartaConfig) -> SimulatedTribe:
     """The factory registered as the ``simulated`` backend."""
     return SimulatedTribe(config.member_names(), config.simulation, config.run.seed)

@@ -16,6 +16,16 @@ from sparta.evaluation.scoring import EVAL_SCORERS
 from sparta.evaluation.specs import DEFAULT_LIMIT, EvalSpecError, EvalTaskSpec
 
 __all__ = [
-    "DEFAULT_LIMIT", "EVAL_SCORERS", "EvalError", "EvalResult", "EvalSpecError", "EvalTaskSpec", "Interval",
-    "RoundError", "bootstrap_mean", "eval_table_rows", "evaluate_run", "format_interval",
+    "DEFAULT_LIMIT",
+    "EVAL_SCORERS",
+    "EvalError",
+    "EvalResult",
+    "EvalSpecError",
+    "EvalTaskSpec",
+    "Interval",
+    "RoundError",
+    "bootstrap_mean",
+    "eval_table_rows",
+    "evaluate_run",
+    "format_interval",
 ]

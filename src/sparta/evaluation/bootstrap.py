@@ -5,8 +5,8 @@ Resampling is seeded, so the same scores always give the same interval; an empty
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sparta.pipeline.rundir import read_json, round_dir, write_json
+from sparta.rundir import read_json, round_dir, write_json
 
 CACHE_DIR = "eval_cache"
 

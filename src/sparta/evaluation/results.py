@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sparta.evaluation.bootstrap import Interval, bootstrap_mean
-from sparta.pipeline.rundir import atomic_write_text, round_dir, write_json, write_jsonl
-from sparta.tournament.seeding import derive_seed
+from sparta.rundir import atomic_write_text, round_dir, write_json, write_jsonl
+from sparta.seeding import derive_seed
 
 EVAL_JSON = "eval.json"
 EVAL_CSV = "eval.csv"
@@ -90,8 +91,10 @@ def summarise(
         for task in tasks:
             entries = []
             for member in members:
-                interval = bootstrap_mean(list(_scored(rows[(r, task, member)]).values()),
-                                          derive_seed(seed, "eval-bootstrap", r, task, member))
+                interval = bootstrap_mean(
+                    list(_scored(rows[(r, task, member)]).values()),
+                    derive_seed(seed, "eval-bootstrap", r, task, member),
+                )
                 entries.append({"member": member, "round": r, "task": task, **interval.to_dict()})
             scores += entries
             best.setdefault(str(r), {})[task] = _best(entries)

@@ -7,17 +7,18 @@ skipped saved no adapters: the pool was then as trained in the latest earlier ro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from sparta.pipeline.rundir import round_dir
+from sparta.errors import SpartaError
 from sparta.pipeline.state import RunState
+from sparta.rundir import ADAPTER_CONFIG, round_dir
+from sparta.rundir import adapter_dir as _member_adapter
 
-ADAPTERS = "adapters"
 INITIAL = 0
 
 
-class RoundError(ValueError):
+class RoundError(SpartaError, ValueError):
     """A requested round that this run directory cannot provide."""
 
 
@@ -36,7 +37,7 @@ def resolve_rounds(state: RunState, rounds: Sequence[int] | None, run_dir: Path)
 
 
 def _saved(run_dir: Path, r: int, members: Sequence[str]) -> bool:
-    return all((round_dir(run_dir, r) / ADAPTERS / m / "adapter_config.json").is_file() for m in members)
+    return all((_member_adapter(round_dir(run_dir, r), m) / ADAPTER_CONFIG).is_file() for m in members)
 
 
 def adapter_round(run_dir: Path, r: int, members: Sequence[str]) -> int:
@@ -48,4 +49,4 @@ def adapter_round(run_dir: Path, r: int, members: Sequence[str]) -> int:
 
 
 def adapter_dir(run_dir: Path, r: int, member: str) -> Path:
-    return round_dir(run_dir, r) / ADAPTERS / member
+    return _member_adapter(round_dir(run_dir, r), member)

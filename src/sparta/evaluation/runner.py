@@ -7,14 +7,15 @@ as extra members that never receive round adapters, so every round is judged by 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sparta.backends.base import Progress
 from sparta.config import ConfigError, MemberConfig, SamplingConfig, SpartaConfig, load_config
+from sparta.errors import SpartaError
 from sparta.evaluation.cache import ResultCache, fingerprint
-from sparta.pipeline.rundir import file_sha256
 from sparta.evaluation.results import Cell, EvalResult, summarise, write_responses, write_results
 from sparta.evaluation.rounds import INITIAL, adapter_dir, adapter_round, resolve_rounds
 from sparta.evaluation.scoring import EVAL_SCORERS, ItemScore, ItemScorer
@@ -22,7 +23,8 @@ from sparta.evaluation.specs import EvalTask, EvalTaskSpec, combat_texts, parse_
 from sparta.pipeline.progress import Reporter, SilentReporter
 from sparta.pipeline.state import RunState
 from sparta.records import Instruction, Response
-from sparta.tournament.seeding import derive_seed
+from sparta.rundir import ADAPTER_WEIGHTS, file_sha256
+from sparta.seeding import derive_seed
 
 if TYPE_CHECKING:
     from sparta.backends.hf.pool import ModelPool
@@ -31,7 +33,7 @@ CACHE_VERSION = 1
 JUDGE_PREFIX = "eval-judge"
 
 
-class EvalError(RuntimeError):
+class EvalError(SpartaError, RuntimeError):
     """A run directory that cannot be evaluated as asked."""
 
 
@@ -71,12 +73,12 @@ class EvalPool:
         self.run_dir = run_dir
         self.members = config.member_names()
         self.judge_names = {ref: m.name for ref, m in judges.items()}
-        self._pool: "ModelPool | None" = None
+        self._pool: ModelPool | None = None
         self._loaded = INITIAL
         self._scorers: dict[tuple[str, str | None], ItemScorer] = {}
 
     @property
-    def pool(self) -> "ModelPool":
+    def pool(self) -> ModelPool:
         if self._pool is None:
             from sparta.backends.hf.pool import ModelPool
 
@@ -85,7 +87,7 @@ class EvalPool:
             self._scorers.clear()
         return self._pool
 
-    def at(self, r: int) -> "ModelPool":
+    def at(self, r: int) -> ModelPool:
         """The pool with every member as it was after round ``r``."""
         source = adapter_round(self.run_dir, r, self.members)
         if self._pool is not None and source < self._loaded:
@@ -136,7 +138,7 @@ def _row(item: Instruction, response: Response, scored: ItemScore) -> dict[str, 
 def cell_fingerprint(evaluator: EvalPool, task: EvalTask, r: int, member: str, max_new_tokens: int) -> str:
     """Everything a cell's rows depend on; a change in any of it makes a cached cell stale."""
     source = adapter_round(evaluator.run_dir, r, evaluator.members)
-    weights = adapter_dir(evaluator.run_dir, source, member) / "adapter_model.safetensors"
+    weights = adapter_dir(evaluator.run_dir, source, member) / ADAPTER_WEIGHTS
     pool = evaluator.config.pool
     member_config = next(m for m in pool.members if m.name == member)
     return fingerprint(
@@ -153,9 +155,7 @@ def cell_fingerprint(evaluator: EvalPool, task: EvalTask, r: int, member: str, m
     )
 
 
-def evaluate_cell(
-    evaluator: EvalPool, task: EvalTask, r: int, member: str, progress: Progress
-) -> list[dict[str, Any]]:
+def evaluate_cell(evaluator: EvalPool, task: EvalTask, r: int, member: str, progress: Progress) -> list[dict[str, Any]]:
     """Answer every item as ``member`` after round ``r`` (greedy, batched) and score the answers."""
     from sparta.backends.hf.generation import generate
 

@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from sparta.backends.base import Progress, _no_progress
 from sparta.config import JudgeConfig
@@ -41,7 +42,7 @@ class ItemScorer(Protocol):
 class ScorerKind:
     """A scorer and what it needs: gold answers, a judge model; ``build(pool, judge config, judge member)``."""
 
-    build: Callable[["ModelPool", JudgeConfig, str | None], ItemScorer]
+    build: Callable[[ModelPool, JudgeConfig, str | None], ItemScorer]
     needs_gold: bool
     needs_judge: bool
 
@@ -81,8 +82,8 @@ def normalise(score: float) -> float:
 class JudgeScorer:
     """One judge member of the evaluation pool scores every response (``judge.type`` picks how)."""
 
-    def __init__(self, pool: "ModelPool", judge: JudgeConfig, member: str) -> None:
-        from sparta.backends.hf.judges import JUDGES
+    def __init__(self, pool: ModelPool, judge: JudgeConfig, member: str) -> None:
+        from sparta.backends.base import JUDGES
 
         self.member = member
         self.judge = JUDGES.get(judge.type)(pool, judge)
@@ -95,9 +96,7 @@ class JudgeScorer:
             for item, response in zip(items, responses, strict=True)
         ]
         judgments = self.judge.score(requests, progress)
-        return [
-            ItemScore(None if j.score is None else normalise(j.score), j.failure, j.raw) for j in judgments
-        ]
+        return [ItemScore(None if j.score is None else normalise(j.score), j.failure, j.raw) for j in judgments]
 
 
 EVAL_SCORERS.register("judge")(ScorerKind(lambda pool, judge, member: JudgeScorer(pool, judge, member), False, True))

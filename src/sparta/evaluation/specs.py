@@ -13,22 +13,24 @@ except items whose text is an instruction combat could draw (the same file under
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sparta.config import SpartaConfig
+from sparta.errors import SpartaError
 from sparta.evaluation.scoring import EVAL_SCORERS
 from sparta.records import Instruction
+from sparta.seeding import derive_seed
 from sparta.tasks import load_task, split_holdout
-from sparta.tournament.seeding import derive_seed
 
 DEFAULT_LIMIT = 100
 NAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 
 
-class EvalSpecError(ValueError):
+class EvalSpecError(SpartaError, ValueError):
     """An evaluation task spec that cannot be used; the message names the spec and the field."""
 
 

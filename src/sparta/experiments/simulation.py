@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import statistics
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from scipy.stats import spearmanr
 
@@ -20,7 +21,7 @@ from sparta.backends.simulated import SimulatedTribe
 from sparta.config import SpartaConfig, config_from_dict
 from sparta.pipeline.loop import RoundLoop
 from sparta.pipeline.progress import Reporter
-from sparta.pipeline.rundir import read_jsonl, round_dir
+from sparta.rundir import read_jsonl, round_dir
 
 ABLATIONS: dict[str, list[str]] = {
     "SPARTA (reputation + match-making)": [],

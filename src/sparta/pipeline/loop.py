@@ -10,16 +10,32 @@ same lines as an uninterrupted one.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from sparta.backends.base import Tribe, build_tribe
 from sparta.config import SpartaConfig, dump_config, load_config
 from sparta.pipeline.progress import Reporter, SilentReporter
-from sparta.pipeline.rundir import atomic_write_text, read_json, read_jsonl, round_dir, write_json, write_jsonl
 from sparta.pipeline.state import RunState
 from sparta.records import Instruction, JudgeRequest, Judgment, Match, PreferencePair, Response
+from sparta.rundir import (
+    CONFIG_YAML,
+    MATCHES,
+    OUTCOMES,
+    PAIRS,
+    RATINGS,
+    STATE_JSON,
+    TRAINING,
+    RunDirectoryError,
+    atomic_write_text,
+    read_json,
+    read_jsonl,
+    round_dir,
+    write_json,
+    write_jsonl,
+)
 from sparta.tasks import draw_round, load_task, split_holdout
 from sparta.tournament import (
     MatchOutcome,
@@ -37,10 +53,6 @@ T = TypeVar("T")
 
 CHUNKS_PER_STAGE = 20
 """Long stages checkpoint about this many times; more would rewrite the partial file too often."""
-
-
-class RunDirectoryError(RuntimeError):
-    """The run directory cannot be used as asked (another configuration, a damaged file)."""
 
 
 @dataclass
@@ -86,7 +98,9 @@ def run_chunked(
     partial = path.with_name(path.stem + ".partial.jsonl")
     rows = read_jsonl(partial) if partial.exists() else []
     if len(rows) > len(items) or (len(rows) % chunk and len(rows) != len(items)):
-        raise RunDirectoryError(f"{partial}: {len(rows)} lines do not end on a chunk boundary; delete it to redo the stage")
+        raise RunDirectoryError(
+            f"{partial}: {len(rows)} lines do not end on a chunk boundary; delete it to redo the stage"
+        )
     resumed(len(rows))
     for start in range(len(rows), len(items), chunk):
         rows.extend(work(items[start : start + chunk], start // chunk))
@@ -104,7 +118,7 @@ class RoundLoop:
         self.out = Path(out_dir)
         self.tribe = tribe
         self.reporter = reporter or SilentReporter()
-        self.state_path = self.out / "state.json"
+        self.state_path = self.out / STATE_JSON
         self.members = config.member_names()
         self._instructions: list[Instruction] | None = None
         self.state: RunState | None = None
@@ -112,7 +126,7 @@ class RoundLoop:
     # -- set-up -------------------------------------------------------------------------------------------
     def open(self) -> RunState:
         self.out.mkdir(parents=True, exist_ok=True)
-        config_path = self.out / "config.yaml"
+        config_path = self.out / CONFIG_YAML
         if config_path.exists():
             self._check_same_config(config_path)
         atomic_write_text(config_path, dump_config(self.config))
@@ -146,7 +160,7 @@ class RoundLoop:
 
     def _restore_tribe(self, state: RunState) -> None:
         trained = [r for r in sorted(state.finished) if state.done(r, "training")]
-        trained = [r for r in trained if (round_dir(self.out, r) / "training.json").exists()]
+        trained = [r for r in trained if (round_dir(self.out, r) / TRAINING).exists()]
         for r in reversed(trained):
             rd = round_dir(self.out, r)
             if not _training_skipped(rd):
@@ -188,7 +202,7 @@ class RoundLoop:
         state.save(self.state_path)
 
     def _stage_matches(self, state: RunState, r: int, rd: Path) -> list[Match]:
-        path = rd / "matches.jsonl"
+        path = rd / MATCHES
         if state.done(r, "matches"):
             return [Match.from_dict(d) for d in read_jsonl(path)]
         n = self.config.run.instructions_per_round
@@ -229,7 +243,9 @@ class RoundLoop:
         requests = [(m.model_a, m.instruction) for m in matches] + [(m.model_b, m.instruction) for m in matches]
         requests = list({(member, inst.id): (member, inst) for member, inst in requests}.values())
 
-        def answer(chunk: Sequence[tuple[str, Instruction]], index: int, advance: Callable[[int], None]) -> list[Response]:
+        def answer(
+            chunk: Sequence[tuple[str, Instruction]], index: int, advance: Callable[[int], None]
+        ) -> list[Response]:
             return self.tribe.generate(chunk, derive_seed(state.seed, r, "responses", index), advance)
 
         rows = self._long_stage(
@@ -265,8 +281,8 @@ class RoundLoop:
         judgments: Sequence[Judgment],
     ) -> tuple[list[MatchOutcome], list[PreferencePair]]:
         if state.done(r, "ratings"):
-            outcomes = [MatchOutcome.from_dict(d) for d in read_jsonl(rd / "outcomes.jsonl")]
-            pairs = [PreferencePair.from_dict(d) for d in read_jsonl(rd / "pairs.jsonl")]
+            outcomes = [MatchOutcome.from_dict(d) for d in read_jsonl(rd / OUTCOMES)]
+            pairs = [PreferencePair.from_dict(d) for d in read_jsonl(rd / PAIRS)]
             return outcomes, pairs
         reputation = state.reputation.copy()
         if self.config.tournament.reset_kappa_each_round:
@@ -274,10 +290,10 @@ class RoundLoop:
         table = score_table(judgments)
         outcomes = rate_matches(reputation, matches, table, self.config.tournament)
         pairs = preference_pairs(matches, responses, table, reputation.ratings, self.config.tournament)
-        write_jsonl(rd / "outcomes.jsonl", [o.to_dict() for o in outcomes])
-        write_jsonl(rd / "pairs.jsonl", [p.to_dict() for p in pairs])
+        write_jsonl(rd / OUTCOMES, [o.to_dict() for o in outcomes])
+        write_jsonl(rd / PAIRS, [p.to_dict() for p in pairs])
         write_json(
-            rd / "ratings.json",
+            rd / RATINGS,
             {"round": r, "ratings": reputation.ratings, "sigmas": reputation.sigmas, "updates": reputation.updates},
         )
         state.reputation = reputation
@@ -285,7 +301,7 @@ class RoundLoop:
         return outcomes, pairs
 
     def _stage_training(self, state: RunState, r: int, rd: Path, pairs: Sequence[PreferencePair]) -> dict[str, Any]:
-        path = rd / "training.json"
+        path = rd / TRAINING
         if state.done(r, "training"):
             return read_json(path)
         if not self.config.training.enabled:
@@ -300,7 +316,7 @@ class RoundLoop:
 
 
 def _training_skipped(rd: Path) -> bool:
-    return bool(read_json(rd / "training.json").get("skipped"))
+    return bool(read_json(rd / TRAINING).get("skipped"))
 
 
 def run(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 
 class Reporter(Protocol):
-    def stage(self, description: str, total: int) -> "contextmanager[Callable[[int], None]]": ...
+    def stage(self, description: str, total: int) -> contextmanager[Callable[[int], None]]: ...
 
     def log(self, message: str) -> None: ...
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparta.pipeline.rundir import read_json, write_json
+from sparta.rundir import read_json, write_json
 from sparta.tournament.reputation import ReputationState
 
 STAGES = ("matches", "responses", "judgments", "ratings", "training")
@@ -49,7 +49,7 @@ class RunState:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunState":
+    def from_dict(cls, d: dict[str, Any]) -> RunState:
         if d.get("version") != STATE_VERSION:
             raise ValueError(f"state.json: unsupported version {d.get('version')!r} (expected {STATE_VERSION})")
         return cls(
@@ -63,5 +63,5 @@ class RunState:
         write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: Path) -> "RunState":
+    def load(cls, path: Path) -> RunState:
         return cls.from_dict(read_json(path))

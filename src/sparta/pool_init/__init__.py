@@ -11,6 +11,13 @@ from sparta.pool_init.diversity import diversity_from_answers, diversity_rows, m
 from sparta.pool_init.init_pool import InitPoolError, InitPoolResult, init_pool, run_config
 
 __all__ = [
-    "InitPoolConfig", "InitPoolError", "InitPoolResult", "diversity_from_answers", "diversity_rows", "init_pool",
-    "load_init_config", "measure_diversity", "run_config",
+    "InitPoolConfig",
+    "InitPoolError",
+    "InitPoolResult",
+    "diversity_from_answers",
+    "diversity_rows",
+    "init_pool",
+    "load_init_config",
+    "measure_diversity",
+    "run_config",
 ]

@@ -71,7 +71,7 @@ class RecordsSubset(_Strict):
     size: int | None = Field(None, ge=1, description="at most this many examples (a seeded sample)")
 
     @model_validator(mode="after")
-    def _fields_are_ours(self) -> "RecordsSubset":
+    def _fields_are_ours(self) -> RecordsSubset:
         taken = {"prompt_field", "answer_field", "answer_type", "meta_fields"} & set(self.options)
         if taken:
             raise ValueError(f"options {sorted(taken)} are set by init-pool; use prompt_field/response_field/where")
@@ -127,14 +127,16 @@ class InitPoolConfig(_Strict):
     sparta: dict[str, Any] = Field(default_factory=dict, description="the run configuration's sections")
 
     @model_validator(mode="after")
-    def _names(self) -> "InitPoolConfig":
+    def _names(self) -> InitPoolConfig:
         names = [m.name for m in self.members]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"members: duplicate names {dupes}")
         if self.diversity.include_base and BASE_MEMBER in names:
-            raise ValueError(f"members: {BASE_MEMBER!r} names the diversity reference row; rename the member "
-                             "or set diversity.include_base=false")
+            raise ValueError(
+                f"members: {BASE_MEMBER!r} names the diversity reference row; rename the member "
+                "or set diversity.include_base=false"
+            )
         members = (self.sparta.get("pool") or {}).get("members") if isinstance(self.sparta.get("pool"), dict) else None
         if members is not None:
             raise ValueError("sparta.pool.members: init-pool fills it in from members; remove it")
@@ -146,8 +148,9 @@ class InitPoolConfig(_Strict):
         return list(dict.fromkeys(domains))
 
 
-def init_config_from_dict(data: dict[str, Any], source: str = "configuration",
-                          overrides: list[str] | None = None) -> InitPoolConfig:
+def init_config_from_dict(
+    data: dict[str, Any], source: str = "configuration", overrides: list[str] | None = None
+) -> InitPoolConfig:
     data = apply_overrides(dict(data or {}), list(overrides or []))
     try:
         return InitPoolConfig.model_validate(data)

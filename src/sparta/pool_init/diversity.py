@@ -16,9 +16,10 @@ loaded into a pool. The pure part, :func:`diversity_from_answers`, takes the ans
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
 from statistics import mean
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sparta.config import SamplingConfig
 from sparta.records import Instruction
@@ -40,8 +41,9 @@ def _rate(values: list[float]) -> float | None:
     return mean(values) if values else None
 
 
-def disagreement(instructions: Sequence[Instruction], answers: Mapping[str, Mapping[str, str]],
-                 a: str, b: str) -> float | None:
+def disagreement(
+    instructions: Sequence[Instruction], answers: Mapping[str, Mapping[str, str]], a: str, b: str
+) -> float | None:
     """Share of ``instructions`` on which members ``a`` and ``b`` give different extracted answers."""
     differs = [
         extract_answer(x.answer_type, answers[a][x.id]) != extract_answer(x.answer_type, answers[b][x.id])
@@ -50,8 +52,9 @@ def disagreement(instructions: Sequence[Instruction], answers: Mapping[str, Mapp
     return _rate([float(d) for d in differs])
 
 
-def diversity_from_answers(instructions: Sequence[Instruction], answers: Mapping[str, Mapping[str, str]]
-                           ) -> dict[str, Any]:
+def diversity_from_answers(
+    instructions: Sequence[Instruction], answers: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
     """The measures from ``answers[member][instruction id] = response text`` (every member answers every prompt).
 
     Returns ``members``, ``domains``, ``instructions`` (verifiable ones used), ``accuracy[member][domain]`` (with an
@@ -63,8 +66,9 @@ def diversity_from_answers(instructions: Sequence[Instruction], answers: Mapping
     members = list(answers)
     missing = [(m, x.id) for m in members for x in items if x.id not in answers[m]]
     if missing:
-        raise ValueError(f"no answer from member {missing[0][0]!r} to instruction {missing[0][1]!r} "
-                         f"({len(missing)} missing in all)")
+        raise ValueError(
+            f"no answer from member {missing[0][0]!r} to instruction {missing[0][1]!r} ({len(missing)} missing in all)"
+        )
     domains = list(dict.fromkeys(x.domain for x in items))
     by_domain = {d: [x for x in items if x.domain == d] for d in domains}
 
@@ -113,7 +117,7 @@ def diversity_from_answers(instructions: Sequence[Instruction], answers: Mapping
 class _Greedy:
     """The pool as it is, except that every member decodes greedily up to ``max_new_tokens``."""
 
-    def __init__(self, pool: "ModelPool", max_new_tokens: int) -> None:
+    def __init__(self, pool: ModelPool, max_new_tokens: int) -> None:
         self._pool = pool
         self._sampling = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens)
 
@@ -124,9 +128,14 @@ class _Greedy:
         return getattr(self._pool, name)
 
 
-def greedy_answers(pool: "ModelPool", instructions: Sequence[Instruction], max_new_tokens: int, batch_size: int,
-                   members: Sequence[str] | None = None, progress: Callable[[int], None] = lambda n: None
-                   ) -> dict[str, dict[str, str]]:
+def greedy_answers(
+    pool: ModelPool,
+    instructions: Sequence[Instruction],
+    max_new_tokens: int,
+    batch_size: int,
+    members: Sequence[str] | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+) -> dict[str, dict[str, str]]:
     """``answers[member][instruction id]``: each member's greedy response to each instruction."""
     from sparta.backends.hf.generation import generate
 
@@ -139,9 +148,14 @@ def greedy_answers(pool: "ModelPool", instructions: Sequence[Instruction], max_n
     return answers
 
 
-def measure_diversity(pool: "ModelPool", instructions: Sequence[Instruction], max_new_tokens: int = 48,
-                      batch_size: int = 8, members: Sequence[str] | None = None,
-                      progress: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
+def measure_diversity(
+    pool: ModelPool,
+    instructions: Sequence[Instruction],
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+    members: Sequence[str] | None = None,
+    progress: Callable[[int], None] = lambda n: None,
+) -> dict[str, Any]:
     """Greedy answers of ``members`` (default: the whole pool) to the verifiable ``instructions``, measured.
 
     The result is :func:`diversity_from_answers`'s, plus ``max_new_tokens`` and ``responses``: one row per

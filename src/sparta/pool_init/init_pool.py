@@ -31,22 +31,22 @@ from typing import Any
 import yaml
 
 from sparta.config import MemberConfig, SpartaConfig, config_from_dict, dump_config, load_config
+from sparta.errors import SpartaError
 from sparta.pipeline.progress import Reporter, SilentReporter
-from sparta.pipeline.rundir import atomic_write_text, read_json, write_json
 from sparta.pool_init.config import BASE_MEMBER, InitPoolConfig, load_init_config
 from sparta.pool_init.diversity import measure_diversity
 from sparta.pool_init.subsets import Example, member_examples
 from sparta.records import Instruction
-from sparta.tournament.seeding import derive_seed
+from sparta.rundir import ADAPTERS, atomic_write_text, read_json, write_json
+from sparta.seeding import derive_seed
 
-ADAPTERS = "adapters"
 POOL_YAML = "pool.yaml"
 INIT_YAML = "init-pool.yaml"
 DIVERSITY_JSON = "diversity.json"
 SFT_JSON = "sft.json"
 
 
-class InitPoolError(RuntimeError):
+class InitPoolError(SpartaError, RuntimeError):
     """OUT cannot be used as asked (a finished member trained with other settings)."""
 
 
@@ -81,8 +81,13 @@ def run_config(config: InitPoolConfig, out: Path, source: str = "init-pool confi
     """
     adapters = Path(out).resolve() / ADAPTERS
     members = [
-        MemberConfig(name=m.name, model=_base_reference(config.base), adapter=str(adapters / m.name),
-                     system_prompt=m.system_prompt, sampling=m.sampling).model_dump(mode="json", exclude_none=True)
+        MemberConfig(
+            name=m.name,
+            model=_base_reference(config.base),
+            adapter=str(adapters / m.name),
+            system_prompt=m.system_prompt,
+            sampling=m.sampling,
+        ).model_dump(mode="json", exclude_none=True)
         for m in config.members
     ]
     data = dict(config.sparta)
@@ -143,8 +148,9 @@ def _steps(examples: int, config: InitPoolConfig) -> int:
     return max(1, math.ceil(batches / config.sft.gradient_accumulation_steps * config.sft.epochs))
 
 
-def _train_member(pool, config: InitPoolConfig, name: str, examples: list[Example], out: Path,
-                  reporter: Reporter) -> dict[str, Any]:
+def _train_member(
+    pool, config: InitPoolConfig, name: str, examples: list[Example], out: Path, reporter: Reporter
+) -> dict[str, Any]:
     """Train one member into a temporary directory, then rename it into place (atomic per member)."""
     from sparta.pool_init.sft import train_sft
 
@@ -197,9 +203,11 @@ def run_instructions(run: SpartaConfig) -> list[Instruction]:
 def _diversity_key(config: InitPoolConfig, items: list[Instruction]) -> dict[str, Any]:
     """What the measures depend on: every member's adapter, the settings and the exact prompts."""
     prompts = json.dumps([[x.id, x.text, x.answer, x.answer_type] for x in items])
-    return {"members": [_fingerprint(config, m.name) for m in config.members],
-            "diversity": config.diversity.model_dump(mode="json"),
-            "prompts": hashlib.sha256(prompts.encode()).hexdigest()}
+    return {
+        "members": [_fingerprint(config, m.name) for m in config.members],
+        "diversity": config.diversity.model_dump(mode="json"),
+        "prompts": hashlib.sha256(prompts.encode()).hexdigest(),
+    }
 
 
 def _measure(pool, config: InitPoolConfig, out: Path, excluded: set[str], reporter: Reporter) -> dict[str, Any]:
@@ -211,8 +219,9 @@ def _measure(pool, config: InitPoolConfig, out: Path, excluded: set[str], report
         return read_json(path)
     settings = config.diversity
     members = ([BASE_MEMBER] if settings.include_base else []) + [m.name for m in config.members]
-    with reporter.stage(f"diversity: {len(members)} members x {len(items)} held-out prompts",
-                        len(members) * len(items)) as advance:
+    with reporter.stage(
+        f"diversity: {len(members)} members x {len(items)} held-out prompts", len(members) * len(items)
+    ) as advance:
         result = measure_diversity(pool, items, settings.max_new_tokens, settings.batch_size, members, advance)
     result["key"] = key
     write_json(path, result)
@@ -222,8 +231,9 @@ def _measure(pool, config: InitPoolConfig, out: Path, excluded: set[str], report
 # --------------------------------------------------------------------------------------------- entry point
 
 
-def init_pool(config_path: Path, out: Path, overrides: list[str] | None = None,
-              reporter: Reporter | None = None) -> InitPoolResult:
+def init_pool(
+    config_path: Path, out: Path, overrides: list[str] | None = None, reporter: Reporter | None = None
+) -> InitPoolResult:
     """Train every member's adapter (skipping finished ones), measure diversity, write ``OUT/pool.yaml``."""
     start = time.perf_counter()
     reporter = reporter or SilentReporter()

@@ -16,17 +16,18 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
 from sparta.backends.hf.training import quiet_trainer, restoring_shared_model, trainer_defaults
+from sparta.errors import SpartaError
 from sparta.pool_init.config import SFTSettings
 from sparta.pool_init.subsets import Example
 
 if TYPE_CHECKING:
-
     from sparta.backends.hf.pool import ModelPool
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 
 
-class SFTDivergedError(RuntimeError):
+class SFTDivergedError(SpartaError, RuntimeError):
     """The SFT loss of a member became NaN or infinite; its adapter was restored and nothing was saved."""
 
 
-def sft_rows(pool: "ModelPool", member: str, examples: Sequence[Example]) -> list[dict[str, Any]]:
+def sft_rows(pool: ModelPool, member: str, examples: Sequence[Example]) -> list[dict[str, Any]]:
     """TRL's conversational prompt-completion format, with the member's own system prompt."""
     return [
         {"prompt": pool.messages(member, ex.prompt), "completion": [{"role": "assistant", "content": ex.response}]}
@@ -46,7 +47,7 @@ def sft_rows(pool: "ModelPool", member: str, examples: Sequence[Example]) -> lis
     ]
 
 
-def _tokens(pool: "ModelPool", member: str, example: Example) -> int:
+def _tokens(pool: ModelPool, member: str, example: Example) -> int:
     tokenizer = pool.tokenizer(member)
     messages = [*pool.messages(member, example.prompt), {"role": "assistant", "content": example.response}]
     text = tokenizer.apply_chat_template(messages, tokenize=False)
@@ -54,14 +55,19 @@ def _tokens(pool: "ModelPool", member: str, example: Example) -> int:
 
 
 def fitting_examples(
-    pool: "ModelPool", member: str, examples: Sequence[Example], max_length: int
+    pool: ModelPool, member: str, examples: Sequence[Example], max_length: int
 ) -> tuple[list[Example], int]:
     """The examples that fit ``max_length`` tokens whole, and how many did not."""
     kept = [ex for ex in examples if _tokens(pool, member, ex) <= max_length]
     skipped = len(examples) - len(kept)
     if skipped:
-        log.warning("member %s: skipping %d of %d SFT examples longer than sft.max_length=%d tokens",
-                    member, skipped, len(examples), max_length)
+        log.warning(
+            "member %s: skipping %d of %d SFT examples longer than sft.max_length=%d tokens",
+            member,
+            skipped,
+            len(examples),
+            max_length,
+        )
     return kept, skipped
 
 
@@ -97,13 +103,15 @@ class _StepWatch(TrainerCallback):
             return
         loss = float(logs["loss"])
         if not math.isfinite(loss):
-            raise SFTDivergedError(f"SFT of member {self.member!r} diverged at step {state.global_step}: loss {loss}; "
-                                   "lower sft.learning_rate")
+            raise SFTDivergedError(
+                f"SFT of member {self.member!r} diverged at step {state.global_step}: loss {loss}; "
+                "lower sft.learning_rate"
+            )
         self.losses.append(loss)
 
 
 def train_sft(
-    pool: "ModelPool",
+    pool: ModelPool,
     member: str,
     examples: Sequence[Example],
     settings: SFTSettings,
@@ -121,14 +129,20 @@ def train_sft(
     start = time.perf_counter()
     kept, skipped = fitting_examples(pool, member, examples, settings.max_length)
     if not kept:
-        raise ValueError(f"member {member!r}: none of its {len(examples)} SFT examples fits "
-                         f"sft.max_length={settings.max_length} tokens")
+        raise ValueError(
+            f"member {member!r}: none of its {len(examples)} SFT examples fits "
+            f"sft.max_length={settings.max_length} tokens"
+        )
     peft_model = pool.model(member)
     inner = peft_model.get_base_model()
     use_cpu = next(inner.parameters()).device.type == "cpu"
     set_seed(seed)
     watch = _StepWatch(member, progress)
-    with tempfile.TemporaryDirectory(prefix="sparta-sft-") as scratch, quiet_trainer(), restoring_shared_model(peft_model, member):
+    with (
+        tempfile.TemporaryDirectory(prefix="sparta-sft-") as scratch,
+        quiet_trainer(),
+        restoring_shared_model(peft_model, member),
+    ):
         trainer = SFTTrainer(
             model=inner,
             args=sft_config(settings, seed, Path(scratch), use_cpu),

@@ -8,12 +8,12 @@ optionally keeps those whose fields equal ``where``, and caps them with a sample
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sparta.pool_init.config import InitMember, ProceduralSubset, RecordsSubset
 from sparta.registry import Registry
-from sparta.tournament.seeding import derive_seed
+from sparta.seeding import derive_seed
 
 
 @dataclass(frozen=True)

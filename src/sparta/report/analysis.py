@@ -9,17 +9,19 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sparta.config import load_config
-from sparta.pipeline.rundir import read_json, read_jsonl, round_dir
+from sparta.errors import SpartaError
 from sparta.pipeline.state import RunState
 from sparta.report.leaderboard import Outcome, outcomes_of_round, rated_rounds
+from sparta.rundir import read_json, read_jsonl, round_dir
 
 
-class ReportError(ValueError):
+class ReportError(SpartaError, ValueError):
     """A run-directory file the report needs is missing a field or holds a value of the wrong kind."""
 
 
@@ -266,7 +268,13 @@ def preference_examples(run_dir: Path, n: int = 4) -> list[PairExample]:
         if pairs:
             return [
                 PairExample(
-                    r, p["prompt"], p["chosen"], p["rejected"], p["chosen_model"], p["rejected_model"], float(p["margin"])
+                    r,
+                    p["prompt"],
+                    p["chosen"],
+                    p["rejected"],
+                    p["chosen_model"],
+                    p["rejected_model"],
+                    float(p["margin"]),
                 )
                 for p in spread_by_margin(pairs, n)
             ]
@@ -411,8 +419,9 @@ def diversity_per_round(run_dir: Path) -> list[tuple[int, dict[str, Any]]]:
         for path in sorted(rd.glob("*.jsonl")):
             for row in _rows(path):
                 iid = f"{path.stem}/{row['instruction_id']}"
-                items[iid] = Instruction(iid, row["instruction"], row.get("domain") or path.stem,
-                                         row.get("gold"), row.get("answer_type"))
+                items[iid] = Instruction(
+                    iid, row["instruction"], row.get("domain") or path.stem, row.get("gold"), row.get("answer_type")
+                )
                 answers.setdefault(row["member"], {})[iid] = row["response"]
         if len(answers) >= 2 and verifiable(list(items.values())):
             result.append((int(rd.name.split("_")[1]), diversity_from_answers(list(items.values()), answers)))

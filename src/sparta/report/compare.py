@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sparta.config import load_config
-from sparta.pipeline.rundir import read_json
 from sparta.report.leaderboard import round_summaries
+from sparta.rundir import RunDirectoryError, read_json
 
 
 def _interval(entry: dict[str, Any] | None) -> str:
@@ -25,7 +26,7 @@ def compare_rows(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], list[s
     eval_columns: list[str] = []
     for run_dir in run_dirs:
         if not (run_dir / "config.yaml").exists():
-            raise FileNotFoundError(f"{run_dir}: not a run directory (no config.yaml)")
+            raise RunDirectoryError(f"{run_dir}: not a run directory (no config.yaml)")
         cfg = load_config(run_dir / "config.yaml")
         rounds = round_summaries(run_dir)
         judged = sum(r["judgments"] for r in rounds)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -63,7 +64,9 @@ def leaderboard_table(rows: Sequence[dict[str, Any]], title: str = "Leaderboard"
     return table
 
 
-def rows_table(rows: Sequence[dict[str, Any]], title: str, columns: Sequence[str] | None = None, digits: int = 3) -> Table:
+def rows_table(
+    rows: Sequence[dict[str, Any]], title: str, columns: Sequence[str] | None = None, digits: int = 3
+) -> Table:
     """A plain table of dict rows (the keys of the first row unless ``columns`` says otherwise)."""
     table = Table(title=title)
     cols = list(columns or (rows[0].keys() if rows else []))

@@ -11,9 +11,10 @@ import html
 import os
 import statistics
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sparta.config import load_config
 from sparta.report import analysis, plots
@@ -176,7 +177,9 @@ def eval_section(scores: analysis.EvalScores | None, png: bytes | None) -> Secti
                 first, last = cells[min(cells)], cells[max(cells)]
                 who = "" if name == "pool mean" else f" ({esc(first.member)}, then {esc(last.member)})"
                 change = last.score - first.score
-                rows.append((task, Html(f"<b>{name}</b>{who}"), first.round, first.score, last.round, last.score, change))
+                rows.append(
+                    (task, Html(f"<b>{name}</b>{who}"), first.round, first.score, last.round, last.score, change)
+                )
     body = (
         img("eval", png, "evaluation score per round per member and the pool mean")
         + note(
@@ -190,20 +193,31 @@ def eval_section(scores: analysis.EvalScores | None, png: bytes | None) -> Secti
 
 def diversity_section(per_round: Sequence[tuple[int, dict[str, Any]]]) -> Section:
     if not per_round:
-        return Section("diversity", "Diversity", note("No diversity yet: it is measured on the answers of "
-                                                         "<code>sparta eval RUN_DIR</code>."))
+        return Section(
+            "diversity",
+            "Diversity",
+            note("No diversity yet: it is measured on the answers of <code>sparta eval RUN_DIR</code>."),
+        )
     domains = list(dict.fromkeys(d for _, div in per_round for d in div["domains"]))
     rows = [
-        (r, div["instructions"], div["mean_disagreement"],
-         *[f"{esc(div['best'][d])} ({div['spread'][d]:.2f})" if d in div["best"] else "-" for d in domains])
+        (
+            r,
+            div["instructions"],
+            div["mean_disagreement"],
+            *[f"{esc(div['best'][d])} ({div['spread'][d]:.2f})" if d in div["best"] else "-" for d in domains],
+        )
         for r, div in per_round
     ]
     r, last = per_round[-1]
-    members = [(m, *[last["accuracy"][m].get(d) for d in domains], last["accuracy"][m].get("all")) for m in last["members"]]
+    members = [
+        (m, *[last["accuracy"][m].get(d) for d in domains], last["accuracy"][m].get("all")) for m in last["members"]
+    ]
     body = (
-        note("Disagreement: share of held-out prompts on which two members' extracted answers differ, averaged over "
-             "pairs. Per domain: the most accurate member and, in brackets, best minus worst accuracy (how "
-             "specialised the pool is). Measured on the greedy answers of <code>sparta eval</code>.")
+        note(
+            "Disagreement: share of held-out prompts on which two members' extracted answers differ, averaged over "
+            "pairs. Per domain: the most accurate member and, in brackets, best minus worst accuracy (how "
+            "specialised the pool is). Measured on the greedy answers of <code>sparta eval</code>."
+        )
         + table(["round", "prompts", "mean disagreement", *domains], rows)
         + f"<h3>Accuracy per domain, round {r}</h3>"
         + table(["member", *domains, "all"], members)

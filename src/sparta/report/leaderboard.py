@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sparta.pipeline.rundir import read_json, read_jsonl, round_dir
 from sparta.pipeline.state import RunState
+from sparta.rundir import read_json, read_jsonl, round_dir
 from sparta.tournament.bradley_terry import leaderboard_rows
 
 Outcome = tuple[str, str, float]

@@ -7,7 +7,7 @@ neither needs a display nor touches a global backend or figure list that a calle
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -51,7 +51,7 @@ def ratings_png(history: RatingHistory) -> bytes:
     fig = _figure(8.0, 4.2)
     ax = fig.add_subplot()
     handles = []
-    for color, (member, values) in zip(_colors(len(history.ratings)), history.ratings.items()):
+    for color, values in zip(_colors(len(history.ratings)), history.ratings.values()):
         (line,) = ax.plot(history.rounds, values, marker="o", markersize=3.5, color=color, linewidth=1.6)
         handles.append(line)
     ax.axhline(history.initial, color="0.6", linestyle=":", linewidth=1)

@@ -7,9 +7,11 @@ that names file, line (or record key) and field, or it is logged and counted on 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
+from sparta.errors import SpartaError
 from sparta.records import Instruction
 
 logger = logging.getLogger("sparta.tasks")
@@ -33,7 +35,7 @@ class Location:
         return text if self.row is None else f"{text}: row {self.row}"
 
 
-class TaskDataError(ValueError):
+class TaskDataError(SpartaError, ValueError):
     """An input record (or file) that cannot be read as an instruction."""
 
     def __init__(self, location: Location, field: str, problem: str) -> None:

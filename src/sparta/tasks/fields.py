@@ -7,7 +7,8 @@ do not move when a record is skipped.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -41,7 +42,7 @@ class FieldMap(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _answer_pair(self) -> "FieldMap":
+    def _answer_pair(self) -> FieldMap:
         if self.answer_type is not None and self.answer_field is None:
             raise ValueError("answer_type needs answer_field (the field holding the gold answer)")
         if self.answer_field is not None and self.answer_type is None:
@@ -75,8 +76,9 @@ def _scalar_field(record: Mapping[str, Any], field: str, location: Location, bad
     return _string_field(record, field, location, bad)
 
 
-def _gold(record: Mapping[str, Any], fields: FieldMap, location: Location, bad: BadRecords,
-          fallback: GoldFallback | None) -> str | None:
+def _gold(
+    record: Mapping[str, Any], fields: FieldMap, location: Location, bad: BadRecords, fallback: GoldFallback | None
+) -> str | None:
     assert fields.answer_field is not None and fields.answer_type is not None
     raw = fallback(record) if fallback is not None and record.get(fields.answer_field) is None else None
     if raw is None:
@@ -127,7 +129,5 @@ def build_instructions(
             continue
         first_seen[instruction_id] = location
         meta = {name: record[name] for name in fields.meta_fields if name in record}
-        instructions.append(
-            Instruction(instruction_id, prompt, fields.domain, answer, fields.answer_type, meta)
-        )
+        instructions.append(Instruction(instruction_id, prompt, fields.domain, answer, fields.answer_type, meta))
     return instructions

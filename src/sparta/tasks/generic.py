@@ -6,8 +6,9 @@ only the field is given), ``id_field``, ``id_prefix`` (default: the file stem), 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sparta.records import Instruction
 from sparta.tasks.bad_records import BadRecords, Location, OnBadRecord
@@ -72,8 +73,9 @@ def _open_dataset(opts: HFDatasetOptions) -> Any:
         if isinstance(loaded, datasets.DatasetDict):
             if opts.split not in loaded:
                 known = sorted(loaded)
-                raise TaskOptionsError(f"task 'hf_dataset': option 'split': {opts.path} has no split {opts.split!r}; "
-                                       f"splits: {known}")
+                raise TaskOptionsError(
+                    f"task 'hf_dataset': option 'split': {opts.path} has no split {opts.split!r}; splits: {known}"
+                )
             return loaded[opts.split]
         return loaded
     return datasets.load_dataset(opts.path, opts.config_name, split=opts.split, revision=opts.revision)

@@ -39,5 +39,7 @@ def load_mixture(options: dict[str, Any], *, on_bad_record: OnBadRecord = "error
     ids = [x.id for x in items]
     dupes = sorted({x for x in ids if ids.count(x) > 1})
     if dupes:
-        raise ValueError(f"task 'mixture': instruction ids collide across parts, e.g. {dupes[:3]}; set id_prefix per part")
+        raise ValueError(
+            f"task 'mixture': instruction ids collide across parts, e.g. {dupes[:3]}; set id_prefix per part"
+        )
     return items

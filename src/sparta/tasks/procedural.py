@@ -50,8 +50,16 @@ def procedural_instructions(size: int = 400, seed: int = 0, domains: list[str] |
         domain, k = domains[i % len(domains)], i // len(domains)
         problem = _problem("instructions", seed, domain, k)
         answer_type = DOMAINS.get(domain).answer_type if problem.answer is not None else None
-        instructions.append(Instruction(f"procedural-{domain}-{k:05d}", problem.prompt, domain, problem.answer,
-                                        answer_type, {"kind": problem.kind}))
+        instructions.append(
+            Instruction(
+                f"procedural-{domain}-{k:05d}",
+                problem.prompt,
+                domain,
+                problem.answer,
+                answer_type,
+                {"kind": problem.kind},
+            )
+        )
     return instructions
 
 

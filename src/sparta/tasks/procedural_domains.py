@@ -7,13 +7,21 @@ serve both as correct references and as SFT data for domain experts.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
 
 from sparta.registry import Registry
 from sparta.tasks.procedural_vocab import (
-    ADJECTIVES, CATEGORIES, GOODS, ITEMS, NAMES, NONSENSE_NOUNS, TITLE_PATTERNS, TOPICS, UNITS,
+    ADJECTIVES,
+    CATEGORIES,
+    GOODS,
+    ITEMS,
+    NAMES,
+    NONSENSE_NOUNS,
+    TITLE_PATTERNS,
+    TOPICS,
+    UNITS,
 )
 
 
@@ -46,7 +54,7 @@ def _fmt(value: Fraction | int) -> str:
 
 
 def _article(noun: str) -> str:
-    """"an apple", "a pear"; colours stay bare ("red")."""
+    """ "an apple", "a pear"; colours stay bare ("red")."""
     if noun in CATEGORIES["color"]:
         return noun
     return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
@@ -68,29 +76,44 @@ def _options(rng: random.Random, correct: str, distractors: list[str]) -> tuple[
 
 def _add(rng: random.Random) -> Problem:
     name, item, a, b = rng.choice(NAMES), rng.choice(ITEMS), rng.randint(2, 60), rng.randint(2, 60)
-    return Problem(f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?",
-                   f"{a} + {b} = {a + b}. The answer is {a + b}.", str(a + b), "add")
+    return Problem(
+        f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?",
+        f"{a} + {b} = {a + b}. The answer is {a + b}.",
+        str(a + b),
+        "add",
+    )
 
 
 def _subtract(rng: random.Random) -> Problem:
     name, item, a = rng.choice(NAMES), rng.choice(ITEMS), rng.randint(10, 99)
     b = rng.randint(1, a - 1)
-    return Problem(f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?",
-                   f"{a} - {b} = {a - b}. The answer is {a - b}.", str(a - b), "subtract")
+    return Problem(
+        f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?",
+        f"{a} - {b} = {a - b}. The answer is {a - b}.",
+        str(a - b),
+        "subtract",
+    )
 
 
 def _multiply(rng: random.Random) -> Problem:
     item, a, b = rng.choice(ITEMS), rng.randint(2, 12), rng.randint(2, 12)
-    return Problem(f"A box holds {a} {item}. How many {item} are in {b} boxes?",
-                   f"{b} * {a} = {a * b}. The answer is {a * b}.", str(a * b), "multiply")
+    return Problem(
+        f"A box holds {a} {item}. How many {item} are in {b} boxes?",
+        f"{b} * {a} = {a * b}. The answer is {a * b}.",
+        str(a * b),
+        "multiply",
+    )
 
 
 def _divide(rng: random.Random) -> Problem:
     name, item, each, friends = rng.choice(NAMES), rng.choice(ITEMS), rng.randint(2, 12), rng.randint(2, 9)
     total = each * friends
-    return Problem(f"{name} shares {total} {item} equally among {friends} friends. "
-                   f"How many {item} does each friend get?",
-                   f"{total} / {friends} = {each}. The answer is {each}.", str(each), "divide")
+    return Problem(
+        f"{name} shares {total} {item} equally among {friends} friends. How many {item} does each friend get?",
+        f"{total} / {friends} = {each}. The answer is {each}.",
+        str(each),
+        "divide",
+    )
 
 
 def _two_step(rng: random.Random) -> Problem:
@@ -98,20 +121,38 @@ def _two_step(rng: random.Random) -> Problem:
     packs, per_pack, extra = rng.randint(2, 9), rng.randint(2, 12), rng.randint(1, 20)
     bought = packs * per_pack
     total = bought + extra
-    return Problem(f"{name} has {extra} {item} and buys {packs} packs of {per_pack} {item}. "
-                   f"How many {item} does {name} have in total?",
-                   f"{packs} * {per_pack} = {bought}. {bought} + {extra} = {total}. The answer is {total}.",
-                   str(total), "two_step")
+    return Problem(
+        f"{name} has {extra} {item} and buys {packs} packs of {per_pack} {item}. "
+        f"How many {item} does {name} have in total?",
+        f"{packs} * {per_pack} = {bought}. {bought} + {extra} = {total}. The answer is {total}.",
+        str(total),
+        "two_step",
+    )
 
 
 def _cost(rng: random.Random) -> Problem:
     (one, many), price, count = rng.choice(GOODS), rng.randint(2, 25), rng.randint(2, 9)
-    return Problem(f"One {one} costs {price} dollars. How many dollars do {count} {many} cost?",
-                   f"{count} * {price} = {count * price}. The answer is {count * price}.", str(count * price), "cost")
+    return Problem(
+        f"One {one} costs {price} dollars. How many dollars do {count} {many} cost?",
+        f"{count} * {price} = {count * price}. The answer is {count * price}.",
+        str(count * price),
+        "cost",
+    )
 
 
-DOMAINS.register("arithmetic")(Domain("number", {"add": _add, "subtract": _subtract, "multiply": _multiply,
-                                                 "divide": _divide, "two_step": _two_step, "cost": _cost}))
+DOMAINS.register("arithmetic")(
+    Domain(
+        "number",
+        {
+            "add": _add,
+            "subtract": _subtract,
+            "multiply": _multiply,
+            "divide": _divide,
+            "two_step": _two_step,
+            "cost": _cost,
+        },
+    )
+)
 
 
 # --- unit conversion ("number") -------------------------------------------------------------------------------
@@ -130,18 +171,26 @@ def _to_small(rng: random.Random) -> Problem:
     big, bigs, small, smalls, factor = rng.choice(UNITS)
     value = _half_step(rng, allow_half=True)
     result = value * factor
-    return Problem(f"How many {smalls} are in {_amount(value, big, bigs)}?",
-                   f"1 {big} is {factor} {smalls}, so {_amount(value, big, bigs)} is {_fmt(value)} * {factor} = "
-                   f"{_amount(result, small, smalls)}. The answer is {_fmt(result)}.", _fmt(result), "to_small")
+    return Problem(
+        f"How many {smalls} are in {_amount(value, big, bigs)}?",
+        f"1 {big} is {factor} {smalls}, so {_amount(value, big, bigs)} is {_fmt(value)} * {factor} = "
+        f"{_amount(result, small, smalls)}. The answer is {_fmt(result)}.",
+        _fmt(result),
+        "to_small",
+    )
 
 
 def _to_big(rng: random.Random) -> Problem:
     big, bigs, small, smalls, factor = rng.choice(UNITS)
     result = _half_step(rng, allow_half=factor % 2 == 0)
     value = result * factor
-    return Problem(f"How many {bigs} are in {_amount(value, small, smalls)}?",
-                   f"1 {big} is {factor} {smalls}, so {_amount(value, small, smalls)} is {_fmt(value)} / {factor} = "
-                   f"{_amount(result, big, bigs)}. The answer is {_fmt(result)}.", _fmt(result), "to_big")
+    return Problem(
+        f"How many {bigs} are in {_amount(value, small, smalls)}?",
+        f"1 {big} is {factor} {smalls}, so {_amount(value, small, smalls)} is {_fmt(value)} / {factor} = "
+        f"{_amount(result, big, bigs)}. The answer is {_fmt(result)}.",
+        _fmt(result),
+        "to_big",
+    )
 
 
 DOMAINS.register("unit_conversion")(Domain("number", {"to_small": _to_small, "to_big": _to_big}))
@@ -155,9 +204,12 @@ def _mc_category(rng: random.Random) -> Problem:
     correct = rng.choice(CATEGORIES[category])
     others = rng.sample([c for c in sorted(CATEGORIES) if c != category], 3)
     lines, letter = _options(rng, correct, [rng.choice(CATEGORIES[c]) for c in others])
-    return Problem(f"Which of these is {_article(category)}?\n{lines}\nAnswer with the letter.",
-                   f"{_article(correct).capitalize()} is {_article(category)}, so the answer is ({letter}).",
-                   letter, "category")
+    return Problem(
+        f"Which of these is {_article(category)}?\n{lines}\nAnswer with the letter.",
+        f"{_article(correct).capitalize()} is {_article(category)}, so the answer is ({letter}).",
+        letter,
+        "category",
+    )
 
 
 def _mc_sum(rng: random.Random) -> Problem:
@@ -165,8 +217,12 @@ def _mc_sum(rng: random.Random) -> Problem:
     total = a + b
     distractors = rng.sample([total + d for d in (-11, -10, -2, -1, 1, 2, 10, 11)], 3)
     lines, letter = _options(rng, str(total), [str(d) for d in distractors])
-    return Problem(f"What is {a} + {b}?\n{lines}\nAnswer with the letter.",
-                   f"{a} + {b} = {total}, so the answer is ({letter}).", letter, "sum")
+    return Problem(
+        f"What is {a} + {b}?\n{lines}\nAnswer with the letter.",
+        f"{a} + {b} = {total}, so the answer is ({letter}).",
+        letter,
+        "sum",
+    )
 
 
 def _mc_extreme(rng: random.Random) -> Problem:
@@ -175,12 +231,17 @@ def _mc_extreme(rng: random.Random) -> Problem:
     target = max(numbers) if largest else min(numbers)
     word = "largest" if largest else "smallest"
     lines, letter = _options(rng, str(target), [str(n) for n in numbers if n != target])
-    return Problem(f"Which number is the {word}?\n{lines}\nAnswer with the letter.",
-                   f"{target} is the {word}, so the answer is ({letter}).", letter, word)
+    return Problem(
+        f"Which number is the {word}?\n{lines}\nAnswer with the letter.",
+        f"{target} is the {word}, so the answer is ({letter}).",
+        letter,
+        word,
+    )
 
 
-DOMAINS.register("multiple_choice")(Domain("choice", {"category": _mc_category, "sum": _mc_sum,
-                                                      "extreme": _mc_extreme}))
+DOMAINS.register("multiple_choice")(
+    Domain("choice", {"category": _mc_category, "sum": _mc_sum, "extreme": _mc_extreme})
+)
 
 
 # --- yes/no questions ("label") -------------------------------------------------------------------------------
@@ -220,21 +281,40 @@ def _yn_category(rng: random.Random) -> Problem:
     prompt = f"Is {_article(word)} {_article(category)}? {_YES_NO}"
     if member:
         return Problem(prompt, f"Yes. {_article(word).capitalize()} is {_article(category)}.", "yes", "category")
-    return Problem(prompt, f"No. {_article(word).capitalize()} is {_article(home)}, not {_article(category)}.",
-                   "no", "category")
+    return Problem(
+        prompt, f"No. {_article(word).capitalize()} is {_article(home)}, not {_article(category)}.", "no", "category"
+    )
 
 
 def _yn_syllogism(rng: random.Random) -> Problem:
     noun, adjective, name = rng.choice(NONSENSE_NOUNS), rng.choice(ADJECTIVES), rng.choice(NAMES)
     if rng.random() < 0.5:
-        return Problem(f"All {noun}s are {adjective}. {name} is a {noun}. Is {name} {adjective}? {_YES_NO}",
-                       f"Yes. {name} is a {noun}, and all {noun}s are {adjective}.", "yes", "syllogism")
-    return Problem(f"No {noun} is {adjective}. {name} is a {noun}. Is {name} {adjective}? {_YES_NO}",
-                   f"No. {name} is a {noun}, and no {noun} is {adjective}.", "no", "syllogism")
+        return Problem(
+            f"All {noun}s are {adjective}. {name} is a {noun}. Is {name} {adjective}? {_YES_NO}",
+            f"Yes. {name} is a {noun}, and all {noun}s are {adjective}.",
+            "yes",
+            "syllogism",
+        )
+    return Problem(
+        f"No {noun} is {adjective}. {name} is a {noun}. Is {name} {adjective}? {_YES_NO}",
+        f"No. {name} is a {noun}, and no {noun} is {adjective}.",
+        "no",
+        "syllogism",
+    )
 
 
-DOMAINS.register("yes_no")(Domain("label", {"compare": _yn_compare, "even": _yn_even, "divisible": _yn_divisible,
-                                            "category": _yn_category, "syllogism": _yn_syllogism}))
+DOMAINS.register("yes_no")(
+    Domain(
+        "label",
+        {
+            "compare": _yn_compare,
+            "even": _yn_even,
+            "divisible": _yn_divisible,
+            "category": _yn_category,
+            "syllogism": _yn_syllogism,
+        },
+    )
+)
 
 
 # --- writing (open, no gold) ----------------------------------------------------------------------------------
@@ -257,8 +337,9 @@ def _w_why(rng: random.Random) -> Problem:
 def _w_words(rng: random.Random) -> Problem:
     topic = rng.choice(sorted(TOPICS))
     words = rng.sample(TOPICS[topic][2], 3)
-    return Problem(f"List three words related to {topic}.", f"{words[0].capitalize()}, {words[1]}, {words[2]}.",
-                   None, "words")
+    return Problem(
+        f"List three words related to {topic}.", f"{words[0].capitalize()}, {words[1]}, {words[2]}.", None, "words"
+    )
 
 
 def _w_title(rng: random.Random) -> Problem:
@@ -267,5 +348,6 @@ def _w_title(rng: random.Random) -> Problem:
     return Problem(f"Suggest a short title for a story about {topic}.", title, None, "title")
 
 
-DOMAINS.register("writing")(Domain(None, {"sentence": _w_sentence, "why": _w_why, "words": _w_words,
-                                          "title": _w_title}))
+DOMAINS.register("writing")(
+    Domain(None, {"sentence": _w_sentence, "why": _w_why, "words": _w_words, "title": _w_title})
+)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from sparta.errors import SpartaError
 from sparta.records import Instruction
 from sparta.registry import Registry
 from sparta.tasks.bad_records import LoadedInstructions, OnBadRecord
@@ -16,7 +18,7 @@ TASKS: Registry[TaskLoader] = Registry("task")
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
-class TaskOptionsError(ValueError):
+class TaskOptionsError(SpartaError, ValueError):
     """A task's options do not validate; the message names the task and every faulty option."""
 
 
@@ -34,8 +36,9 @@ def parse_options(model: type[OptionsT], options: Mapping[str, Any], task: str) 
         raise TaskOptionsError(f"task {task!r}: " + "; ".join(problems)) from None
 
 
-def load_task(name: str, options: Mapping[str, Any] | None = None, *, on_bad_record: OnBadRecord | None = None
-              ) -> list[Instruction]:
+def load_task(
+    name: str, options: Mapping[str, Any] | None = None, *, on_bad_record: OnBadRecord | None = None
+) -> list[Instruction]:
     """Load a registered task. ``on_bad_record`` ("error" by default) may also come as an option of that name."""
     options = dict(options or {})
     from_options = options.pop("on_bad_record", "error")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
 
 from sparta.registry import Registry
 from sparta.tasks.math_answer import extract_math, math_equal, normalize_math
@@ -87,7 +87,7 @@ _ARTICLE_FOLLOWS = re.compile(r"\s+[A-Za-z]")
 
 
 def _is_article(response: str, letter: str, end: int, parenthesised: bool) -> bool:
-    """"A"/"a" followed by a word ("the answer is a dog") is the English article, not option A."""
+    """ "A"/"a" followed by a word ("the answer is a dog") is the English article, not option A."""
     return letter in "Aa" and not parenthesised and bool(_ARTICLE_FOLLOWS.match(response, end))
 
 

@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,8 +49,13 @@ def _boxed_solution(record: Mapping[str, Any]) -> str | None:
 def load_math(options: dict[str, Any], *, on_bad_record: OnBadRecord = "error") -> list[Instruction]:
     opts = parse_options(PathOptions, options, "math")
     bad = BadRecords(on_bad_record, "math")
-    fields = FieldMap(prompt_field="problem", answer_field="answer", answer_type="math", domain="math",
-                      meta_fields=["id", "level", "type", "category"])
+    fields = FieldMap(
+        prompt_field="problem",
+        answer_field="answer",
+        answer_type="math",
+        domain="math",
+        meta_fields=["id", "level", "type", "category"],
+    )
     return bad.finish(build_instructions(iter_jsonl(opts.path, bad), fields, "math", bad, _boxed_solution))
 
 
@@ -66,8 +72,9 @@ def load_gsm8k(options: dict[str, Any], *, on_bad_record: OnBadRecord = "error")
 def load_com2(options: dict[str, Any], *, on_bad_record: OnBadRecord = "error") -> list[Instruction]:
     opts = parse_options(PathOptions, options, "com2")
     bad = BadRecords(on_bad_record, "com2")
-    fields = FieldMap(prompt_field="prompt", answer_field="gold", answer_type="text", domain="commonsense",
-                      meta_fields=["datasplit"])
+    fields = FieldMap(
+        prompt_field="prompt", answer_field="gold", answer_type="text", domain="commonsense", meta_fields=["datasplit"]
+    )
     return bad.finish(build_instructions(iter_json(opts.path), fields, "com2", bad))
 
 

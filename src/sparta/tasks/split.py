@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from sparta.records import Instruction
 
@@ -19,8 +19,9 @@ def _unit_hash(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_holdout(instructions: Sequence[Instruction], fraction: float, seed: int
-                  ) -> tuple[list[Instruction], list[Instruction]]:
+def split_holdout(
+    instructions: Sequence[Instruction], fraction: float, seed: int
+) -> tuple[list[Instruction], list[Instruction]]:
     """(train, heldout): an instruction is held out when the hash of (seed, its id) falls below ``fraction``.
 
     Each instruction's side depends on its id alone, so the split does not move when the list is reordered or grows.

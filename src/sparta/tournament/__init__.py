@@ -7,11 +7,11 @@ rounds       one round's ratings and preference pairs from the judgments
 bradley_terry a maximum-likelihood leaderboard beside the reputation
 """
 
+from sparta.seeding import derive_rng, derive_seed
 from sparta.tournament.aggregation import AGGREGATORS, aggregate
 from sparta.tournament.matchmaking import make_matches
 from sparta.tournament.reputation import ReputationState, kappa, update_pair
 from sparta.tournament.rounds import MatchOutcome, judges_for, preference_pairs, rate_matches, score_table
-from sparta.tournament.seeding import derive_rng, derive_seed
 
 __all__ = [
     "AGGREGATORS",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from sparta.registry import Registry
 
@@ -12,7 +12,7 @@ AGGREGATORS: Registry[Aggregator] = Registry("aggregation")
 
 @AGGREGATORS.register("reputation")
 def reputation_weighted(scores: Iterable[tuple[str, float]], ratings: Mapping[str, float]) -> float | None:
-    """s = sum_j R_j s_j / sum_j R_j over the judges whose score could be read; None when there is none."""
+    """S = sum_j R_j s_j / sum_j R_j over the judges whose score could be read; None when there is none."""
     num = den = 0.0
     for judge, score in scores:
         w = ratings[judge]
@@ -28,9 +28,7 @@ def uniform(scores: Iterable[tuple[str, float]], ratings: Mapping[str, float]) -
     return sum(values) / len(values) if values else None
 
 
-def aggregate(
-    method: str, scores: Iterable[tuple[str, float | None]], ratings: Mapping[str, float]
-) -> float | None:
+def aggregate(method: str, scores: Iterable[tuple[str, float | None]], ratings: Mapping[str, float]) -> float | None:
     """Aggregate with the named method; judgments without a score (failed parses) are excluded, never defaulted."""
     valid = [(j, s) for j, s in scores if s is not None]
     return AGGREGATORS.get(method)(valid, ratings)

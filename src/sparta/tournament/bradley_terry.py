@@ -16,7 +16,8 @@ An outcome is ``(model_a, model_b, result)`` with ``result`` in [0, 1] the share
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize

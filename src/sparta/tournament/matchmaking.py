@@ -8,7 +8,7 @@ Ties in closeness are broken at random, not by list order (the authors' stable s
 from __future__ import annotations
 
 import random
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from sparta.records import Instruction, Match
 

@@ -15,9 +15,10 @@ changes enter the histories and both sigmas move (population standard deviation 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import pstdev
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sparta.config import TournamentConfig
 from sparta.registry import Registry
@@ -41,7 +42,7 @@ def paper_gain(z: float, diff: float) -> float:
 
 @GAINS.register("upset_aware")
 def upset_aware_gain(z: float, diff: float) -> float:
-    """2 * Phi(-z * sign(diff)): 1 between equals, up to 2 for beating a stronger opponent, towards 0 for beating a weaker one.
+    """2 * Phi(-z * sign(diff)): 1 between equals, up to 2 for beating a stronger opponent, to 0 for a weaker one.
 
     An option for the paper's prose ("more credit for beating a stronger opponent"), which its formula does not do.
     """
@@ -60,7 +61,7 @@ class ReputationState:
     updates: int = 0
 
     @classmethod
-    def initial(cls, members: Sequence[str], config: TournamentConfig) -> "ReputationState":
+    def initial(cls, members: Sequence[str], config: TournamentConfig) -> ReputationState:
         return cls(
             ratings={m: config.initial_rating for m in members},
             sigmas={m: config.initial_sigma for m in members},
@@ -76,7 +77,7 @@ class ReputationState:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ReputationState":
+    def from_dict(cls, d: dict[str, Any]) -> ReputationState:
         return cls(
             ratings={m: float(v) for m, v in d["ratings"].items()},
             sigmas={m: float(v) for m, v in d["sigmas"].items()},
@@ -84,7 +85,7 @@ class ReputationState:
             updates=int(d["updates"]),
         )
 
-    def copy(self) -> "ReputationState":
+    def copy(self) -> ReputationState:
         return ReputationState.from_dict(self.to_dict())
 
 

@@ -6,8 +6,9 @@ Pure bookkeeping over records; the pipeline feeds it what the tribe produced.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from sparta.config import TournamentConfig
 from sparta.records import Judgment, Match, PreferencePair, Response
@@ -60,14 +61,14 @@ class MatchOutcome:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MatchOutcome":
+    def from_dict(cls, d: dict[str, Any]) -> MatchOutcome:
         return cls(**d)
 
 
 def rate_matches(
     state: ReputationState, matches: Sequence[Match], table: ScoreTable, config: TournamentConfig
 ) -> list[MatchOutcome]:
-    """Update ``state`` in place, match by match in index order. A match with a side no judge could score is not rated."""
+    """Update ``state`` in place, match by match in index order; a match with a side no judge scored is not rated."""
     outcomes = []
     for match in sorted(matches, key=lambda m: m.index):
         s_a, s_b = match_scores(match, table, state.ratings, config.aggregation)
@@ -88,7 +89,7 @@ def preference_pairs(
     ratings: Mapping[str, float],
     config: TournamentConfig,
 ) -> list[PreferencePair]:
-    """Chosen = the higher aggregated score under ``ratings`` (the end-of-round ones); ties and small margins dropped."""
+    """Chosen = the higher aggregated score under the end-of-round ``ratings``; ties and small margins dropped."""
     pairs = []
     for match in sorted(matches, key=lambda m: m.index):
         s_a, s_b = match_scores(match, table, ratings, config.aggregation)

@@ -14,22 +14,23 @@ Why this shape:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from transformers import GenerationConfig
 
 from sparta.backends.base import Progress, _no_progress
 from sparta.backends.hf.pool import ModelPool
-from sparta.tournament.seeding import derive_seed
 from sparta.config import SamplingConfig
+from sparta.errors import SpartaError
 from sparta.records import Instruction, Response
+from sparta.seeding import derive_seed
 
 SKIPPED = "prompt too long"
 
 
-class PromptTooLongError(ValueError):
+class PromptTooLongError(SpartaError, ValueError):
     """A prompt exceeds ``pool.max_prompt_tokens`` and the pool is configured not to skip it."""
 
 
@@ -66,7 +67,9 @@ def _batches(prompts: list[_Prompt], members: list[str], batch_size: int) -> lis
     """Group by member in pool order, sort each group by length (then id), cut into batches."""
     batches = []
     for member in members:
-        group = sorted((p for p in prompts if p.member == member), key=lambda p: (len(p.ids), p.instruction.id, p.index))
+        group = sorted(
+            (p for p in prompts if p.member == member), key=lambda p: (len(p.ids), p.instruction.id, p.index)
+        )
         batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
     return batches
 

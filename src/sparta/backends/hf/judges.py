@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
@@ -27,7 +28,6 @@ from sparta.backends.base import Progress
 from sparta.config import JudgeConfig
 from sparta.judge_prompt import SCORE_PREFIX, SCORES, expected_score, judge_instruction, parse_score, score_distribution
 from sparta.records import JudgeRequest, Judgment
-from sparta.registry import Registry
 
 if TYPE_CHECKING:
     from sparta.backends.hf.pool import ModelPool
@@ -44,7 +44,6 @@ class Judge(Protocol):
 
 
 JudgeFactory = Callable[["ModelPool", JudgeConfig], Judge]
-JUDGES: Registry[JudgeFactory] = Registry("judge")
 
 
 # --------------------------------------------------------------------------------------------- shared machinery
@@ -85,7 +84,7 @@ def _truncated(tokenizer, text: str, max_tokens: int) -> tuple[list[int], bool]:
     return ids[:max_tokens], len(ids) > max_tokens
 
 
-def turn_end_id(pool: "ModelPool", member: str) -> int:
+def turn_end_id(pool: ModelPool, member: str) -> int:
     """The token that closes an assistant turn in ``member``'s chat template (``<|im_end|>``, ``<|eot_id|>``...).
 
     Found by rendering a turn around a sentinel; templates that hide it fall back to the eos token.
@@ -128,7 +127,7 @@ def _judgment(request: JudgeRequest, score: float | None, failure: str | None, r
 class _BatchedJudge:
     """Runs ``_score_batch`` over one-member batches and puts the judgments back in request order."""
 
-    def __init__(self, pool: "ModelPool", judge: JudgeConfig) -> None:
+    def __init__(self, pool: ModelPool, judge: JudgeConfig) -> None:
         self.pool = pool
         self.config = judge
         self._turn_end: dict[str, int] = {}
@@ -164,7 +163,6 @@ class _BatchedJudge:
 # --------------------------------------------------------------------------------------------- generate
 
 
-@JUDGES.register("generate")
 class GenerateJudge(_BatchedJudge):
     """The judge writes its verdict (greedy, ``judge.max_new_tokens``); ``parse_score`` reads it."""
 
@@ -254,7 +252,6 @@ def score_tokens(
     )
 
 
-@JUDGES.register("logprob")
 class LogprobJudge(_BatchedJudge):
     """Expected score from one forward pass over the judge prompt pre-filled with ``{"score": ``.
 
@@ -262,7 +259,7 @@ class LogprobJudge(_BatchedJudge):
     unchanged, so one pass gives both P(first token) and P(next token | "1") (docs/judges.md).
     """
 
-    def __init__(self, pool: "ModelPool", judge: JudgeConfig, variants: Sequence[tuple[str, str]] = PREFIX_VARIANTS):
+    def __init__(self, pool: ModelPool, judge: JudgeConfig, variants: Sequence[tuple[str, str]] = PREFIX_VARIANTS):
         super().__init__(pool, judge)
         self.variants = tuple(variants)
         self._tokens: dict[str, ScoreTokens] = {}
@@ -342,7 +339,6 @@ def likelihood_score(
     return 1.0 + 9.0 * prob
 
 
-@JUDGES.register("likelihood")
 class LikelihoodJudge(_BatchedJudge):
     """The judge's length-normalised likelihood of the response (plus the end of its turn) after the instruction.
 
@@ -373,7 +369,7 @@ class LikelihoodJudge(_BatchedJudge):
 
     @staticmethod
     def _target_logprobs(model, tokenizer, items: list[tuple[list[int], list[int]]]) -> list[list[float]]:
-        """log P(target_t | context, target_<t) for every (context, targets) item, one batched forward pass."""
+        """Log P(target_t | context, target_<t) for every (context, targets) item, one batched forward pass."""
         keep = max(len(t) for _, t in items) + 1
         ids, mask, positions = _left_pad([c + t for c, t in items], _pad_id(tokenizer), _device(model))
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=keep)

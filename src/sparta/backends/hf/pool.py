@@ -8,27 +8,22 @@ the base does until it is trained. Adapters are read and written as PEFT safeten
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers.utils import logging as hf_logging
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from sparta.backends.hf.models import resolve_model
-from sparta.tournament.seeding import derive_seed
 from sparta.config import LoraConfig, MemberConfig, PoolConfig, SamplingConfig
-from sparta.pipeline.rundir import atomic_write_text
-
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
+from sparta.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, atomic_write_bytes, atomic_write_text
+from sparta.seeding import derive_seed
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
@@ -224,17 +219,13 @@ class ModelPool:
         directory.mkdir(parents=True, exist_ok=True)
         weights = get_peft_model_state_dict(base.model, adapter_name=member)
         weights = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
-        fd, tmp = tempfile.mkstemp(prefix=f".{ADAPTER_WEIGHTS}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        try:
-            save_file(weights, tmp, metadata={"format": "pt"})
-            os.replace(tmp, directory / ADAPTER_WEIGHTS)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write_bytes(directory / ADAPTER_WEIGHTS, save(weights, metadata={"format": "pt"}))
         config: dict[str, Any] = base.model.peft_config[member].to_dict()
         config["base_model_name_or_path"] = base.name
         config["inference_mode"] = True
-        atomic_write_text(directory / ADAPTER_CONFIG, json.dumps(config, indent=2, sort_keys=True, default=_jsonable) + "\n")
+        atomic_write_text(
+            directory / ADAPTER_CONFIG, json.dumps(config, indent=2, sort_keys=True, default=_jsonable) + "\n"
+        )
 
     def load_adapter(self, member: str, directory: Path) -> None:
         """Replace the member's adapter with the one saved in ``directory`` (its shape may differ)."""

@@ -13,12 +13,12 @@ import random
 import string
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import fmean
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from sparta.backends.base import Progress
-from sparta.backends.hf.judges import JUDGES
+from sparta.backends.base import JUDGES, Progress
 from sparta.config import JudgeConfig
 from sparta.records import Instruction, JudgeRequest, Judgment, Response
 from sparta.registry import Registry
@@ -39,12 +39,28 @@ class Probe:
 # --------------------------------------------------------------------------------------------- sources of answers
 
 _CAPITALS = [
-    ("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Egypt", "Cairo"), ("Canada", "Ottawa"),
-    ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Norway", "Oslo"), ("Spain", "Madrid"), ("Greece", "Athens"),
+    ("France", "Paris"),
+    ("Japan", "Tokyo"),
+    ("Italy", "Rome"),
+    ("Egypt", "Cairo"),
+    ("Canada", "Ottawa"),
+    ("Kenya", "Nairobi"),
+    ("Peru", "Lima"),
+    ("Norway", "Oslo"),
+    ("Spain", "Madrid"),
+    ("Greece", "Athens"),
 ]
 _OPPOSITES = [
-    ("hot", "cold"), ("tall", "short"), ("early", "late"), ("open", "closed"), ("happy", "sad"),
-    ("light", "dark"), ("fast", "slow"), ("full", "empty"), ("young", "old"), ("strong", "weak"),
+    ("hot", "cold"),
+    ("tall", "short"),
+    ("early", "late"),
+    ("open", "closed"),
+    ("happy", "sad"),
+    ("light", "dark"),
+    ("fast", "slow"),
+    ("full", "empty"),
+    ("young", "old"),
+    ("strong", "weak"),
 ]
 _CATEGORIES = {
     "fruits": (["apples", "pears", "plums", "cherries", "bananas", "grapes"], "sweet and grow on plants"),
@@ -54,24 +70,36 @@ _CATEGORIES = {
     "musical instruments": (["the piano", "the violin", "the flute", "the drums", "the guitar"], "used to make music"),
 }
 _EXPLANATIONS = [
-    ("Why do we need sleep?",
-     "Sleep lets the body and the brain recover. During sleep, memories are stored and tissues repair "
-     "themselves. Most adults need seven to nine hours each night."),
-    ("Why is the sky blue?",
-     "Sunlight is made of many colours. Air molecules scatter blue light much more than red light, so blue "
-     "light reaches our eyes from every part of the sky."),
-    ("How do plants make their food?",
-     "Plants make their food by photosynthesis. Their leaves use the energy of sunlight to turn water and "
-     "carbon dioxide into sugar, and they release oxygen."),
-    ("What is a good way to save money?",
-     "A simple way is to set aside a fixed part of every pay cheque before spending anything. Tracking your "
-     "spending for a month also shows where money can be saved."),
-    ("Why should we drink water every day?",
-     "The body loses water all day through breath, sweat and urine. Drinking water keeps the blood flowing, "
-     "controls body temperature and helps the kidneys work."),
-    ("How does a bicycle stay upright?",
-     "A moving bicycle stays upright because the rider steers into any lean. The shape of the front fork "
-     "also turns the wheel toward the fall, which corrects it."),
+    (
+        "Why do we need sleep?",
+        "Sleep lets the body and the brain recover. During sleep, memories are stored and tissues repair "
+        "themselves. Most adults need seven to nine hours each night.",
+    ),
+    (
+        "Why is the sky blue?",
+        "Sunlight is made of many colours. Air molecules scatter blue light much more than red light, so blue "
+        "light reaches our eyes from every part of the sky.",
+    ),
+    (
+        "How do plants make their food?",
+        "Plants make their food by photosynthesis. Their leaves use the energy of sunlight to turn water and "
+        "carbon dioxide into sugar, and they release oxygen.",
+    ),
+    (
+        "What is a good way to save money?",
+        "A simple way is to set aside a fixed part of every pay cheque before spending anything. Tracking your "
+        "spending for a month also shows where money can be saved.",
+    ),
+    (
+        "Why should we drink water every day?",
+        "The body loses water all day through breath, sweat and urine. Drinking water keeps the blood flowing, "
+        "controls body temperature and helps the kidneys work.",
+    ),
+    (
+        "How does a bicycle stay upright?",
+        "A moving bicycle stays upright because the rider steers into any lean. The shape of the front fork "
+        "also turns the wheel toward the fall, which corrects it.",
+    ),
 ]
 
 
@@ -216,7 +244,7 @@ def _row(
 
 
 def judge_check(
-    pool: "ModelPool",
+    pool: ModelPool,
     judge_types: Sequence[str],
     judge_config: JudgeConfig,
     n_per_kind: int = 10,

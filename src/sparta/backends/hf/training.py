@@ -24,14 +24,16 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
 from sparta.config import TrainingConfig
+from sparta.errors import SpartaError
 from sparta.records import PreferencePair
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ REWARD_METRICS = ("rewards/accuracies", "rewards/margins", "rewards/chosen", "re
 """TRL's implicit-reward statistics, averaged over the optimizer steps into the returned metrics."""
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(SpartaError, RuntimeError):
     """The DPO loss (or gradient norm) of a member became NaN or infinite; nothing was saved."""
 
     def __init__(self, member: str, step: int, loss: float, what: str = "loss") -> None:
@@ -62,7 +64,7 @@ class TrainingDivergedError(RuntimeError):
 # --------------------------------------------------------------------------------------------- data
 
 
-def preference_rows(pool: "ModelPool", member: str, pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
+def preference_rows(pool: ModelPool, member: str, pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
     """TRL's conversational preference format, with the member's own system prompt in the prompt.
 
     Conversational rows let TRL render prompt and prompt+answer with the member's chat template, so the
@@ -78,13 +80,13 @@ def preference_rows(pool: "ModelPool", member: str, pairs: Sequence[PreferencePa
     ]
 
 
-def _prompt_tokens(pool: "ModelPool", member: str, instruction: str) -> int:
+def _prompt_tokens(pool: ModelPool, member: str, instruction: str) -> int:
     text = pool.prompt_text(member, instruction)
     return len(pool.tokenizer(member)(text, add_special_tokens=False)["input_ids"])
 
 
 def _fitting_pairs(
-    pool: "ModelPool", member: str, pairs: Sequence[PreferencePair], max_length: int
+    pool: ModelPool, member: str, pairs: Sequence[PreferencePair], max_length: int
 ) -> tuple[list[PreferencePair], int]:
     """Pairs whose templated prompt leaves room for an answer within ``max_length``; the rest are skipped
     loudly (TRL would drop them silently, and a cut prompt would train on a context never seen at inference)."""
@@ -93,7 +95,10 @@ def _fitting_pairs(
     if skipped:
         log.warning(
             "member %s: skipping %d of %d preference pairs whose prompt fills training.max_length=%d tokens",
-            member, skipped, len(pairs), max_length,
+            member,
+            skipped,
+            len(pairs),
+            max_length,
         )
     return kept, skipped
 
@@ -204,7 +209,7 @@ def quiet_trainer() -> Iterator[None]:
 
 
 @contextmanager
-def restoring_shared_model(peft_model: "PeftModel", member: str) -> Iterator[None]:
+def restoring_shared_model(peft_model: PeftModel, member: str) -> Iterator[None]:
     """Undo what a TRL trainer (DPO here, SFT in init-pool) does to the shared model besides training the adapter.
 
     TRL patches the model's ``forward`` (a fused LM head) and zeroes every dropout; the Trainer leaves it in
@@ -236,7 +241,7 @@ def restoring_shared_model(peft_model: "PeftModel", member: str) -> Iterator[Non
         peft_model.set_adapter(member)
 
 
-def _check_finite_adapter(peft_model: "PeftModel", member: str, steps: int) -> None:
+def _check_finite_adapter(peft_model: PeftModel, member: str, steps: int) -> None:
     from peft import get_peft_model_state_dict
 
     for name, tensor in get_peft_model_state_dict(peft_model, adapter_name=member).items():
@@ -266,7 +271,7 @@ def _summary(watch: _StepWatch, mean_loss: float, steps: int, skipped: int, seco
 
 
 def train_member(
-    pool: "ModelPool",
+    pool: ModelPool,
     member: str,
     pairs: Sequence[PreferencePair],
     out_dir: Path,
@@ -302,8 +307,10 @@ def train_member(
     if log_dir is None and training.report_to:
         log_dir = out_dir.with_name(out_dir.name + ".logs")
     watch = _StepWatch(member, progress)
-    with tempfile.TemporaryDirectory(prefix="sparta-dpo-") as scratch, quiet_trainer(), restoring_shared_model(
-        peft_model, member
+    with (
+        tempfile.TemporaryDirectory(prefix="sparta-dpo-") as scratch,
+        quiet_trainer(),
+        restoring_shared_model(peft_model, member),
     ):
         trainer = DPOTrainer(
             model=inner,

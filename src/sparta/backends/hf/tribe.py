@@ -7,18 +7,17 @@ does not pay for importing TRL.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sparta.backends.base import Progress, _no_progress
 from sparta.backends.hf.generation import generate
 from sparta.backends.hf.pool import ModelPool
-from sparta.tournament.seeding import derive_seed
 from sparta.config import SpartaConfig
 from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, Response
-
-ADAPTERS = "adapters"
-"""Each member's adapter after a round's training lives in ``round_dir/adapters/<member>/``."""
+from sparta.rundir import ADAPTERS, adapter_dir
+from sparta.seeding import derive_seed
 
 
 class HFTribe:
@@ -37,7 +36,7 @@ class HFTribe:
 
     def judge(self, requests: Sequence[JudgeRequest], progress: Progress = _no_progress) -> list[Judgment]:
         if self._judge is None:
-            from sparta.backends.hf.judges import JUDGES
+            from sparta.backends.base import JUDGES
 
             self._judge = JUDGES.get(self.config.judge.type)(self.pool, self.config.judge)
         return self._judge.score(requests, progress)
@@ -50,7 +49,7 @@ class HFTribe:
 
         per_member = {}
         for member in self.members:
-            out_dir = Path(round_dir) / ADAPTERS / member
+            out_dir = adapter_dir(round_dir, member)
             # clones train with their original's seed so that they stay one model
             key = self.pool.member_config(member).clone_of or member
             member_seed = derive_seed(seed, "train", key) % 2**31  # numpy, under set_seed, wants 32 bits
@@ -60,11 +59,11 @@ class HFTribe:
 
     def load_round(self, round_dir: Path) -> None:
         """Give every member the adapter saved by :meth:`train` in ``round_dir``."""
-        missing = [m for m in self.members if not (Path(round_dir) / ADAPTERS / m).is_dir()]
+        missing = [m for m in self.members if not adapter_dir(round_dir, m).is_dir()]
         if missing:
             raise FileNotFoundError(f"{Path(round_dir) / ADAPTERS}: no adapter for members {missing}")
         for member in self.members:
-            self.pool.load_adapter(member, Path(round_dir) / ADAPTERS / member)
+            self.pool.load_adapter(member, adapter_dir(round_dir, member))
 
 
 def build(config: SpartaConfig) -> HFTribe:

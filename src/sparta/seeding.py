@@ -7,7 +7,7 @@ import random
 
 
 def derive_seed(seed: int, *keys: object) -> int:
-    """A 63-bit seed from a base seed and any keys (round, stage, member...): stable across processes and Python versions."""
+    """A 63-bit seed from a base seed and keys (round, stage, member...), the same in every process and Python."""
     text = "\x1f".join([str(seed), *map(str, keys)])
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1
 

@@ -1,0 +1,120 @@
+"""The run directory (DESIGN section 3): its layout, defined once, and atomic reads and writes of its files.
+
+Every layer reads or writes run directories (the round loop, the backends' adapters, evaluation, reports,
+exports), so this module depends on nothing but the standard library.
+
+Every file is written to a temporary sibling and renamed into place, so a killed run leaves either the old file
+or the new one, never half of one. Files are created with the process umask like any other file (a run directory
+is meant to be shared), without ever changing the umask.
+
+    RUN/
+      config.yaml  state.json
+      round_001/   matches.jsonl responses.jsonl judgments.jsonl outcomes.jsonl pairs.jsonl ratings.json
+                   training.json adapters/MEMBER/{adapter_config.json, adapter_model.safetensors}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sparta.errors import SpartaError
+
+CONFIG_YAML = "config.yaml"
+STATE_JSON = "state.json"
+MATCHES = "matches.jsonl"
+RESPONSES = "responses.jsonl"
+JUDGMENTS = "judgments.jsonl"
+OUTCOMES = "outcomes.jsonl"
+PAIRS = "pairs.jsonl"
+RATINGS = "ratings.json"
+TRAINING = "training.json"
+ADAPTERS = "adapters"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+class RunDirectoryError(SpartaError, RuntimeError):
+    """The run directory cannot be used as asked (another configuration, a damaged or missing file)."""
+
+
+def round_dir(run_dir: Path, round_index: int) -> Path:
+    """Rounds are numbered from 1 in directory names: round_001, round_002, ..."""
+    return Path(run_dir) / f"round_{round_index:03d}"
+
+
+def adapter_dir(round_path: Path, member: str) -> Path:
+    """Where a member's adapter after a round's training lives: ``round_RRR/adapters/MEMBER``."""
+    return Path(round_path) / ADAPTERS / member
+
+
+# --------------------------------------------------------------------------------------------- atomic writes
+
+
+def _temporary_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """One JSON document; a damaged file is an error naming the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from None
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read one JSON object per line; a bad line is an error naming the file and line."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not valid JSON: {err.msg}") from None
+    return rows
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (weights files are large)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
