@@ -32,28 +32,110 @@ def _registered(registry: Any, name: str) -> str:
 class TournamentConfig(_Strict):
     """Match-making, aggregation and the reputation update."""
 
-    initial_rating: float = Field(100.0, gt=0, description="R0, every member's starting reputation")
-    initial_sigma: float = Field(0.5, gt=0, description="sigma0, deviation until two rating changes exist")
-    kappa0: float = Field(10.0, gt=0, description="initial step size")
-    kappa_min: float = Field(5.0, ge=0, description="floor of the decayed step size")
-    decay: float = Field(0.9, gt=0, le=1, description="kappa = kappa0 * decay ** (updates / decay_steps)")
-    decay_steps: int = Field(10, ge=1)
-    eps: float = Field(0.01, ge=0, le=1, description="floor of |Phi(z) - Phi(-z)|")
-    window: int = Field(10, ge=2, description="rating changes kept for sigma")
-    sigma_min: float = Field(0.1, gt=0, description="floor of sigma")
-    scale: float = Field(20.0, gt=0, description="divides every rating change")
-    rating_floor: float = Field(10.0, ge=0, description="ratings never drop below this")
-    alpha: float = Field(0.6, ge=0, le=1, description="probability of a uniformly random opponent")
-    k: int = Field(5, ge=1, description="closest-rated candidates for the other opponents")
-    min_margin: float = Field(0.0, ge=0, description="pairs whose score margin is below this (and ties) are dropped")
-    aggregation: str = Field(
-        "reputation", description="a registered aggregation of the judges' scores: reputation (paper), uniform"
+    initial_rating: float = Field(
+        100.0,
+        gt=0,
+        description="R0, every member's reputation before the first match (rating points). Only differences and "
+        "the judges' relative weights matter; higher R0 with the same steps flattens the weights. Authors' code: 100",
     )
-    update_rule: str = Field("paper", description="a registered reputation update rule: paper, upset_aware")
-    reset_kappa_each_round: bool = Field(False, description="reproduce the authors' per-round kappa reset")
+    initial_sigma: float = Field(
+        0.5,
+        gt=0,
+        description="sigma0, a member's deviation until two rating changes exist (rating points). Larger: bigger "
+        "first steps (tanh(sigma) grows) and a flatter Phi term. Authors' code: 0.5",
+    )
+    kappa0: float = Field(
+        10.0,
+        gt=0,
+        description="kappa0, the step size before any decay (rating points per unit of score difference, before "
+        "scale). Larger: ratings move faster. Authors' code: 10",
+    )
+    kappa_min: float = Field(
+        5.0,
+        ge=0,
+        description="floor of the decayed step size kappa; at most kappa0. Larger: late pairs keep moving ratings. "
+        "Authors' code: 5",
+    )
+    decay: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="kappa = max(kappa_min, kappa0 * decay ** (updates / decay_steps)); 1 turns decay off, smaller "
+        "decays faster. Authors' code: 0.9",
+    )
+    decay_steps: int = Field(
+        10,
+        ge=1,
+        description="rated pairs per factor of decay in kappa; larger decays more slowly. Authors' code: 10",
+    )
+    eps: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="floor of the outcome factor |Phi(z) - Phi(-z)|, so equal ratings still move; larger moves equal "
+        "ratings more. Authors' code: 0.01",
+    )
+    window: int = Field(
+        10,
+        ge=2,
+        description="how many of a member's latest rating changes its sigma is computed from; larger: a steadier "
+        "sigma. Authors' code: 10",
+    )
+    sigma_min: float = Field(
+        0.1,
+        gt=0,
+        description="floor of sigma (rating points), so a member whose rating settled can still move. "
+        "Authors' code: 0.1",
+    )
+    scale: float = Field(
+        20.0,
+        gt=0,
+        description="divides every rating change; larger: smaller steps. Authors' code: 20",
+    )
+    rating_floor: float = Field(
+        10.0,
+        ge=0,
+        description="ratings never drop below this (rating points), so a judge's weight stays positive. "
+        "Authors' code: 10",
+    )
+    alpha: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="probability that a match's opponent is drawn uniformly from the other members; otherwise from "
+        "the k closest-rated. 1: random pairing (the ablation), 0: always a close rival. Authors' script: 0.6",
+    )
+    k: int = Field(
+        5,
+        ge=1,
+        description="how many closest-rated members the non-random opponent is drawn from (ties broken at random); "
+        "smaller: closer rivals. Authors' script: 5 (for m = 10 members)",
+    )
+    min_margin: float = Field(
+        0.0,
+        ge=0,
+        description="a match becomes a preference pair only if its aggregated score margin (1-10 scale) is at least "
+        "this; ties are always dropped. Larger: fewer, clearer pairs. Default 0 (ties only), as the authors",
+    )
+    aggregation: str = Field(
+        "reputation",
+        description="how the judges' scores of a response are combined: a registered aggregation, reputation "
+        "(weighted by each judge's rating: the paper) or uniform (the plain mean: the ablation)",
+    )
+    update_rule: str = Field(
+        "paper",
+        description="the outcome factor of the reputation update: a registered rule, paper (|Phi(z) - Phi(-z)|, as "
+        "the paper's formula and the authors' code) or upset_aware (more credit for beating a stronger opponent)",
+    )
+    reset_kappa_each_round: bool = Field(
+        False,
+        description="restart kappa's update counter every round, as the authors' code does (a defect we do not "
+        "reproduce by default); true: every round starts again at full step size",
+    )
     judges: Literal["others", "all"] = Field(
         "others",
-        description="who judges a match: the members not fighting (paper) or every member, combatants included",
+        description="who judges a match: others (the members not fighting: the paper) or all (every member, the "
+        "two combatants included; needed with 2 members)",
     )
 
     @field_validator("aggregation")
@@ -80,46 +162,120 @@ class TournamentConfig(_Strict):
 
 
 class SamplingConfig(_Strict):
-    temperature: float = Field(0.7, ge=0, le=5)
-    top_p: float = Field(0.9, gt=0, le=1)
-    max_new_tokens: int = Field(128, ge=1, le=32768)
+    """How a member samples its answers in combat."""
+
+    temperature: float = Field(
+        0.7,
+        ge=0,
+        le=5,
+        description="softmax temperature of answer sampling; 0 is greedy, higher: more varied answers (and more "
+        "distinct pairs to learn from). Authors' code: 0.7",
+    )
+    top_p: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="nucleus sampling: sample from the smallest token set holding this probability; 1 turns it off, "
+        "smaller: safer, less varied answers. Ours (the authors sample with top_p 0.95 and top_k 50)",
+    )
+    max_new_tokens: int = Field(
+        128,
+        ge=1,
+        le=32768,
+        description="longest answer, in the member's tokens; an answer that reaches it is cut (finish: length). "
+        "Authors' code: 128 in batch generation",
+    )
 
 
 class LoraConfig(_Strict):
-    r: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    """The LoRA adapter trained on each member (PEFT)."""
+
+    r: int = Field(
+        8, ge=1, description="rank of the low-rank update; larger: more trainable parameters and memory. PEFT's default"
+    )
+    alpha: int = Field(
+        16,
+        ge=1,
+        description="LoRA scaling numerator: the update is scaled by alpha / r; larger: bigger steps. Ours: the common "
+        "alpha = 2r",
+    )
+    dropout: float = Field(
+        0.0, ge=0, lt=1, description="dropout on the LoRA input during training; 0: none. PEFT's default"
+    )
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="names of the linear layers that get adapters; the default is every attention projection of "
+        "Llama-style models (SmolLM2, Qwen2.5). Ours: every attention projection adapts more than q and v alone",
+    )
 
 
 class MemberConfig(_Strict):
     """One pool member: a base model (hub id, local path or alias), optionally a LoRA adapter on it."""
 
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    model: str = Field(..., min_length=1)
+    name: str = Field(
+        ...,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="the member's name in ratings, files and reports (letters, digits, '_', '.', '-'); unique",
+    )
+    model: str = Field(
+        ...,
+        min_length=1,
+        description="the base model: a Hugging Face hub id, a local directory or a built-in alias "
+        "(smollm2-135m-instruct, tiny-llama); members naming the same base share one copy in memory",
+    )
     clone_of: str | None = Field(
         None,
         description="start as an exact copy of that member (model, adapter, prompt, sampling, LoRA initialisation); "
         "clones sample independently but judge and train identically, so they stay one model: Self-Rewarding",
     )
-    adapter: str | None = None
-    system_prompt: str | None = None
-    sampling: SamplingConfig | None = None
+    adapter: str | None = Field(
+        None,
+        description="a PEFT LoRA adapter directory to start from (e.g. an init-pool expert); none: a fresh adapter, "
+        "so round 1 answers with the base model",
+    )
+    system_prompt: str | None = Field(
+        None, description="a system message before every instruction this member answers (a persona); none: no system"
+    )
+    sampling: SamplingConfig | None = Field(None, description="this member's sampling; none: pool.sampling")
 
 
 class PoolConfig(_Strict):
-    members: list[MemberConfig] = Field(default_factory=list)
+    """The members and how their models are loaded and prompted."""
+
+    members: list[MemberConfig] = Field(
+        default_factory=list,
+        description="the pool, at least 2 members (3 with tournament.judges=others); the paper uses 10",
+    )
     sampling: SamplingConfig = Field(
-        default_factory=SamplingConfig, description="default for members without their own"
+        default_factory=SamplingConfig, description="sampling of every member that sets none of its own"
     )
-    trust_remote_code: bool = False
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
-    device: str = "cpu"
-    max_prompt_tokens: int = Field(1024, ge=8)
+    trust_remote_code: bool = Field(
+        False, description="let transformers run a model repository's own code; leave off unless you trust it"
+    )
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "float32",
+        description="weights' dtype; float32 on CPU (bf16 matmuls can be ~100x slower without avx512_bf16), "
+        "bfloat16 on a GPU halves memory; auto: the checkpoint's own. Ours",
+    )
+    device: str = Field("cpu", description="torch device for every member: cpu, cuda, cuda:1, mps")
+    max_prompt_tokens: int = Field(
+        1024,
+        ge=8,
+        description="longest instruction in a member's chat template, in its tokens; a longer prompt is never "
+        "truncated silently (see long_prompt). Ours: room for the longest MATH and NormAd prompts",
+    )
     long_prompt: Literal["error", "skip"] = Field(
-        "error", description="what to do with a prompt over max_prompt_tokens"
+        "error",
+        description="a prompt over max_prompt_tokens: error (stop the run, naming the instruction) or skip (the "
+        "member records an empty, skipped answer and the match is neither judged nor trained on)",
     )
-    generation_batch_size: int = Field(8, ge=1)
+    generation_batch_size: int = Field(
+        8,
+        ge=1,
+        description="answers generated per forward batch; larger: faster on wide hardware, more memory. "
+        "Measured on 2 CPU cores: 15 tok/s at 1, 85 tok/s at 8 (SmolLM2)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -150,19 +306,41 @@ class PoolConfig(_Strict):
 
 
 class JudgeConfig(_Strict):
-    type: str = Field("generate", description="a registered judge type: generate, logprob, likelihood")
-    batch_size: int = Field(8, ge=1)
-    max_new_tokens: int = Field(32, ge=1)
-    max_response_tokens: int = Field(512, ge=1, description="responses are cut to this many judge tokens")
+    """How every judge turns a response into a 1-10 score (which members judge is tournament.judges)."""
+
+    type: str = Field(
+        "generate",
+        description='a registered judge type: generate (the judge writes {"score": N}: the paper), logprob '
+        "(expected score under the next-token distribution over 1..10) or likelihood (the judge's own likelihood of "
+        "the response, no prompt). Measure with sparta judge-check before trusting one",
+    )
+    batch_size: int = Field(
+        8, ge=1, description="judge requests per forward batch; larger: faster on wide hardware, more memory"
+    )
+    max_new_tokens: int = Field(
+        32,
+        ge=1,
+        description="generate judge: most tokens the judge may write before its score must have appeared; "
+        'fewer: faster, more unparseable judgments. Ours: {"score": N} takes under 10 tokens',
+    )
+    max_response_tokens: int = Field(
+        512,
+        ge=1,
+        description="a response is cut to this many of the judge's tokens before it is judged; larger: long answers "
+        "judged whole, more memory. Ours: as training.max_length",
+    )
     likelihood_repeat_ngram: int = Field(
         4,
         ge=0,
         le=64,
-        description="likelihood judge: leave out tokens of repeated n-grams of this size and scale by the kept share "
-        "(0: off)",
+        description="likelihood judge: leave out tokens of repeated n-grams of this size and scale the score by the "
+        "share kept, so repetitive answers score lower; smaller n catches more repetition; 0: off. Ours",
     )
     likelihood_min_tokens: int = Field(
-        0, ge=0, description="likelihood judge: scale the probability by min(1, tokens / this) (0: off)"
+        0,
+        ge=0,
+        description="likelihood judge: scale the probability by min(1, tokens / this), so answers shorter than this "
+        "many tokens score lower; 0: off. Ours",
     )
 
     @field_validator("type")
@@ -174,38 +352,102 @@ class JudgeConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    """DPO with LoRA; the paper uses lr 1e-6 at 7B scale, small CPU models need a larger step."""
+    """DPO with LoRA (TRL); the paper uses lr 1e-6 at 7B scale, small CPU models need a larger step."""
 
-    beta: float = Field(0.1, gt=0)
-    learning_rate: float = Field(1e-6, gt=0, lt=1)
-    epochs: float = Field(1.0, gt=0)
-    batch_size: int = Field(4, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(512, ge=16)
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    report_to: list[str] = Field(default_factory=list)
-    enabled: bool = True
+    beta: float = Field(
+        0.1,
+        gt=0,
+        description="DPO's beta: higher means less deviation from the reference (the member at the start of the "
+        "round). Paper and authors' code: 0.1",
+    )
+    learning_rate: float = Field(
+        1e-6,
+        gt=0,
+        lt=1,
+        description="AdamW's peak learning rate; larger: each round moves members further. Paper and authors' code: "
+        "1e-6 at 7B; 135M models on CPU need a larger step (configs/smollm2.yaml: 5e-5)",
+    )
+    epochs: float = Field(
+        1.0, gt=0, description="passes over the round's preference pairs per member. Authors' code: 1"
+    )
+    batch_size: int = Field(
+        4,
+        ge=1,
+        description="preference pairs per device step; larger: more memory. Ours: fits a 135M model on 2 CPU "
+        "cores (the authors: 1 per device with gradient accumulation)",
+    )
+    gradient_accumulation_steps: int = Field(
+        1,
+        ge=1,
+        description="device steps per optimizer step: the effective batch is batch_size * this; larger: smoother, "
+        "fewer steps. Ours: 1, as few pairs per round at CPU scale",
+    )
+    max_length: int = Field(
+        512,
+        ge=16,
+        description="longest prompt + answer TRL trains on, in the member's tokens; TRL cuts longer ones. "
+        "Authors' code: 512",
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="the adapter every member trains")
+    report_to: list[str] = Field(
+        default_factory=list,
+        description="training loggers, as transformers' report_to (tensorboard, wandb); empty: none",
+    )
+    enabled: bool = Field(
+        True, description="false: no training, the members stay as they started (the best-init baseline)"
+    )
 
 
 class SimulationConfig(_Strict):
     """The synthetic tribe: latent skills per domain, noisy judges, training that pulls toward winners."""
 
-    domains: list[str] = Field(default_factory=lambda: ["math", "code", "knowledge", "reasoning", "writing"])
-    skill_mean: float = 0.0
-    skill_spread: float = Field(1.0, ge=0)
-    response_noise: float = Field(1.0, ge=0, description="sd of a response's quality around its author's skill")
-    judge_noise: float = Field(1.5, ge=0, description="judge noise sd for a judge of skill 0")
-    judge_noise_skill_slope: float = Field(0.5, ge=0, description="how fast noise shrinks as judge skill grows")
-    judge_failure_rate: float = Field(0.02, ge=0, le=1)
-    learning_rate: float = Field(0.05, ge=0, description="skill gained per unit of (winner - self) per pair share")
+    domains: list[str] = Field(
+        default_factory=lambda: ["math", "code", "knowledge", "reasoning", "writing"],
+        description="the skill dimensions; an instruction of another domain is mapped to one of them by a hash",
+    )
+    skill_mean: float = Field(0.0, description="mean of the members' latent skills (logit units)")
+    skill_spread: float = Field(
+        1.0, ge=0, description="sd of the latent skills across members and domains; larger: a more diverse pool"
+    )
+    response_noise: float = Field(
+        1.0, ge=0, description="sd of a response's quality around its author's skill (logit units)"
+    )
+    judge_noise: float = Field(
+        1.5, ge=0, description="sd of a judge's error for a judge of skill 0 (logit units); larger: noisier judges"
+    )
+    judge_noise_skill_slope: float = Field(
+        0.5,
+        ge=0,
+        description="judge sd = judge_noise * exp(-slope * skill): larger makes skilled judges much more reliable "
+        "(what reputation weighting exploits); 0: every judge equally noisy",
+    )
+    judge_failure_rate: float = Field(
+        0.02, ge=0, le=1, description="probability that a judgment is unreadable (excluded and counted)"
+    )
+    learning_rate: float = Field(
+        0.05, ge=0, description="skill gained per unit of (winner - self) per pair share; 0: no learning"
+    )
 
 
 class DataConfig(_Strict):
     """Where instructions come from; a registered task by name with its options."""
 
-    task: str = "procedural"
-    options: dict[str, Any] = Field(default_factory=dict)
-    holdout_fraction: float = Field(0.2, ge=0, lt=1, description="kept away from combat for evaluation")
+    task: str = Field(
+        "procedural",
+        description="a registered task: procedural (built in, no files), jsonl, json, csv, hf_dataset, or one of the "
+        "SPARTA authors' instruction sets (gsm8k, math, ...; their files are not shipped)",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the task's own options (path, split, fields...), validated by its loader; unknown ones are named",
+    )
+    holdout_fraction: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="share of the task's instructions kept away from combat for sparta eval (a seeded split); "
+        "larger: more evaluation items, fewer to fight on. Ours: the usual 80/20 split",
+    )
 
     @field_validator("task")
     @classmethod
@@ -216,7 +458,13 @@ class DataConfig(_Strict):
 
 
 class BackendConfig(_Strict):
-    kind: str = Field("hf", description="a registered tribe backend: hf, simulated")
+    """What plays the pool."""
+
+    kind: str = Field(
+        "hf",
+        description="a registered tribe backend: hf (transformers + PEFT models) or simulated (a synthetic tribe "
+        "with latent skills, section simulation, for ablations in seconds)",
+    )
 
     @field_validator("kind")
     @classmethod
@@ -227,21 +475,40 @@ class BackendConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    name: str = "sparta"
-    seed: int = 0
-    rounds: int = Field(8, ge=1)
-    instructions_per_round: int = Field(1000, ge=1)
+    """The run as a whole."""
+
+    name: str = Field("sparta", description="the run's title in reports and comparisons")
+    seed: int = Field(
+        0,
+        description="every random choice (holdout split, instructions drawn, match-making, sampling, training) "
+        "derives from it; the same seed and configuration give the same run",
+    )
+    rounds: int = Field(
+        8,
+        ge=1,
+        description="SPARTA rounds; the only field that may change when a run is resumed (to extend it). Paper: 8",
+    )
+    instructions_per_round: int = Field(
+        1000,
+        ge=1,
+        description="instructions drawn (fresh, seeded) each round, one match each; capped at what the task has. "
+        "Paper: 1000",
+    )
 
 
 class SpartaConfig(_Strict):
-    run: RunConfig = Field(default_factory=RunConfig)
-    backend: BackendConfig = Field(default_factory=BackendConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
-    tournament: TournamentConfig = Field(default_factory=TournamentConfig)
-    pool: PoolConfig = Field(default_factory=PoolConfig)
-    judge: JudgeConfig = Field(default_factory=JudgeConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    run: RunConfig = Field(default_factory=RunConfig, description="name, seed, rounds, instructions per round")
+    backend: BackendConfig = Field(default_factory=BackendConfig, description="what plays the pool")
+    data: DataConfig = Field(default_factory=DataConfig, description="where instructions come from")
+    tournament: TournamentConfig = Field(
+        default_factory=TournamentConfig, description="match-making, aggregation, the reputation update, pairs"
+    )
+    pool: PoolConfig = Field(default_factory=PoolConfig, description="the members and how they are loaded")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="how judges score")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="DPO with LoRA")
+    simulation: SimulationConfig = Field(
+        default_factory=SimulationConfig, description="the synthetic tribe (backend.kind=simulated only)"
+    )
 
     @model_validator(mode="after")
     def _enough_judges(self) -> SpartaConfig:

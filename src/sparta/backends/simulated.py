@@ -153,7 +153,8 @@ class SimulatedTribe:
             d = self._domain_idx(ins.domain)
             q = self._quality(member, ins.id, d)
             meta = {"quality": q, "domain": self.domains[d]}
-            out.append(Response(ins.id, member, f"[{member} on {ins.id}: simulated answer]", meta))
+            text = f"[{member} on {ins.id}: simulated answer]"
+            out.append(Response(instruction_id=ins.id, model=member, text=text, meta=meta))
             if n % _PROGRESS_CHUNK == 0:
                 progress(_PROGRESS_CHUNK)
         progress(len(out) % _PROGRESS_CHUNK)
@@ -177,9 +178,17 @@ class SimulatedTribe:
             q = self._quality(resp.model, ins.id, d)
         z, u = _normal_and_uniform("judge", self.seed, req.judge, resp.model, ins.id)
         if u < self.sim.judge_failure_rate:
-            return Judgment(req.judge, resp.model, ins.id, None, FAILURE_REASON, FAILURE_RAW)
+            return Judgment(
+                judge=req.judge,
+                model=resp.model,
+                instruction_id=ins.id,
+                score=None,
+                failure=FAILURE_REASON,
+                raw=FAILURE_RAW,
+            )
         sd = self.sim.judge_noise * math.exp(-self.sim.judge_noise_skill_slope * self._skill_row(req.judge, "judge")[d])
-        return Judgment(req.judge, resp.model, ins.id, 1.0 + 9.0 * _sigmoid(q + sd * z))
+        score = 1.0 + 9.0 * _sigmoid(q + sd * z)
+        return Judgment(judge=req.judge, model=resp.model, instruction_id=ins.id, score=score)
 
     def train(
         self, pairs: Sequence[PreferencePair], round_dir: Path, seed: int, progress: Progress = _no_progress

@@ -71,7 +71,9 @@ def with_reference(item: Instruction) -> Instruction:
     if item.answer is None:
         return item
     text = f"{item.text.rstrip()}\n\n[Reference answer]\n{item.answer}"
-    return Instruction(item.id, text, item.domain, item.answer, item.answer_type, item.meta)
+    return Instruction(
+        id=item.id, text=text, domain=item.domain, answer=item.answer, answer_type=item.answer_type, meta=item.meta
+    )
 
 
 def normalise(score: float) -> float:

@@ -161,11 +161,11 @@ class RoundLoop:
     def _restore_tribe(self, state: RunState) -> None:
         trained = [r for r in sorted(state.finished) if state.done(r, "training")]
         trained = [r for r in trained if (round_dir(self.out, r) / TRAINING).exists()]
-        for r in reversed(trained):
-            rd = round_dir(self.out, r)
-            if not _training_skipped(rd):
-                self.reporter.log(f"restoring the pool as trained in round {r}")
-                self.tribe.load_round(rd)
+        for round_index in reversed(trained):
+            round_path = round_dir(self.out, round_index)
+            if not _training_skipped(round_path):
+                self.reporter.log(f"restoring the pool as trained in round {round_index}")
+                self.tribe.load_round(round_path)
                 return
 
     @property
@@ -177,17 +177,17 @@ class RoundLoop:
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self) -> list[RoundStats]:
         state = self.state = self.open()
-        return [self.run_round(state, r) for r in range(1, self.config.run.rounds + 1)]
+        return [self.run_round(state, round_index) for round_index in range(1, self.config.run.rounds + 1)]
 
-    def run_round(self, state: RunState, r: int) -> RoundStats:
-        rd = round_dir(self.out, r)
-        matches = self._stage_matches(state, r, rd)
-        responses = self._stage_responses(state, r, matches)
-        judgments = self._stage_judgments(state, r, matches, responses)
-        outcomes, pairs = self._stage_ratings(state, r, rd, matches, responses, judgments)
-        training = self._stage_training(state, r, rd, pairs)
+    def run_round(self, state: RunState, round_index: int) -> RoundStats:
+        round_path = round_dir(self.out, round_index)
+        matches = self._stage_matches(state, round_index, round_path)
+        responses = self._stage_responses(state, round_index, matches)
+        judgments = self._stage_judgments(state, round_index, matches, responses)
+        outcomes, pairs = self._stage_ratings(state, round_index, round_path, matches, responses, judgments)
+        training = self._stage_training(state, round_index, round_path, pairs)
         return RoundStats(
-            round=r,
+            round=round_index,
             matches=len(matches),
             rated=sum(o.rated for o in outcomes),
             pairs=len(pairs),
@@ -197,29 +197,37 @@ class RoundLoop:
             training=training,
         )
 
-    def _finish(self, state: RunState, r: int, stage: str) -> None:
-        state.mark(r, stage)
+    def _finish(self, state: RunState, round_index: int, stage: str) -> None:
+        state.mark(round_index, stage)
         state.save(self.state_path)
 
-    def _stage_matches(self, state: RunState, r: int, rd: Path) -> list[Match]:
-        path = rd / MATCHES
-        if state.done(r, "matches"):
+    def _stage_matches(self, state: RunState, round_index: int, round_path: Path) -> list[Match]:
+        path = round_path / MATCHES
+        if state.done(round_index, "matches"):
             return [Match.from_dict(d) for d in read_jsonl(path)]
         n = self.config.run.instructions_per_round
         if n > len(self.instructions):
-            self.reporter.log(f"only {len(self.instructions)} instructions available; round {r} uses all of them")
+            self.reporter.log(
+                f"only {len(self.instructions)} instructions available; round {round_index} uses all of them"
+            )
             n = len(self.instructions)
-        drawn = draw_round(self.instructions, n, r, self.config.run.seed)
-        t = self.config.tournament
-        matches = make_matches(drawn, state.reputation.ratings, t.alpha, t.k, derive_rng(state.seed, r, "matches"))
+        drawn = draw_round(self.instructions, n, round_index, self.config.run.seed)
+        tournament = self.config.tournament
+        matches = make_matches(
+            drawn,
+            state.reputation.ratings,
+            tournament.alpha,
+            tournament.k,
+            derive_rng(state.seed, round_index, "matches"),
+        )
         write_jsonl(path, [m.to_dict() for m in matches])
-        self._finish(state, r, "matches")
+        self._finish(state, round_index, "matches")
         return matches
 
     def _long_stage(
         self,
         state: RunState,
-        r: int,
+        round_index: int,
         stage: str,
         label: str,
         requests: Sequence[T],
@@ -227,62 +235,65 @@ class RoundLoop:
         batch: int,
     ) -> list[dict[str, Any]]:
         """A stage whose work is a long list of requests: checkpointed chunk by chunk, resumable mid-way."""
-        path = round_dir(self.out, r) / f"{stage}.jsonl"
-        if state.done(r, stage):
+        path = round_dir(self.out, round_index) / f"{stage}.jsonl"
+        if state.done(round_index, stage):
             return read_jsonl(path)
-        with self.reporter.stage(f"round {r}: {label}", len(requests)) as advance:
+        with self.reporter.stage(f"round {round_index}: {label}", len(requests)) as advance:
 
             def work(chunk: Sequence[T], index: int) -> list[dict[str, Any]]:
                 return [x.to_dict() for x in run_chunk(chunk, index, advance)]
 
             rows = run_chunked(path, requests, work, _chunk_size(len(requests), batch), advance)
-        self._finish(state, r, stage)
+        self._finish(state, round_index, stage)
         return rows
 
-    def _stage_responses(self, state: RunState, r: int, matches: Sequence[Match]) -> dict[tuple[str, str], Response]:
+    def _stage_responses(
+        self, state: RunState, round_index: int, matches: Sequence[Match]
+    ) -> dict[tuple[str, str], Response]:
         requests = [(m.model_a, m.instruction) for m in matches] + [(m.model_b, m.instruction) for m in matches]
         requests = list({(member, inst.id): (member, inst) for member, inst in requests}.values())
 
         def answer(
             chunk: Sequence[tuple[str, Instruction]], index: int, advance: Callable[[int], None]
         ) -> list[Response]:
-            return self.tribe.generate(chunk, derive_seed(state.seed, r, "responses", index), advance)
+            return self.tribe.generate(chunk, derive_seed(state.seed, round_index, "responses", index), advance)
 
         rows = self._long_stage(
-            state, r, "responses", "answering", requests, answer, self.config.pool.generation_batch_size
+            state, round_index, "responses", "answering", requests, answer, self.config.pool.generation_batch_size
         )
         responses = [Response.from_dict(d) for d in rows]
         return {(x.instruction_id, x.model): x for x in responses}
 
     def _stage_judgments(
-        self, state: RunState, r: int, matches: Sequence[Match], responses: dict[tuple[str, str], Response]
+        self, state: RunState, round_index: int, matches: Sequence[Match], responses: dict[tuple[str, str], Response]
     ) -> list[Judgment]:
         requests = [
-            JudgeRequest(judge, m.instruction, responses[(m.instruction.id, side)])
-            for m in matches
-            if not any(responses[(m.instruction.id, s)].meta.get("skipped") for s in (m.model_a, m.model_b))
-            for judge in judges_for(m, self.members, self.config.tournament.judges)
-            for side in (m.model_a, m.model_b)
+            JudgeRequest(judge, match.instruction, responses[(match.instruction.id, side)])
+            for match in _answered(matches, responses)
+            for judge in judges_for(match, self.members, self.config.tournament.judges)
+            for side in (match.model_a, match.model_b)
         ]
 
         def judge(chunk: Sequence[JudgeRequest], index: int, advance: Callable[[int], None]) -> list[Judgment]:
             return self.tribe.judge(chunk, advance)
 
-        rows = self._long_stage(state, r, "judgments", "judging", requests, judge, self.config.judge.batch_size)
+        rows = self._long_stage(
+            state, round_index, "judgments", "judging", requests, judge, self.config.judge.batch_size
+        )
         return [Judgment.from_dict(d) for d in rows]
 
     def _stage_ratings(
         self,
         state: RunState,
-        r: int,
-        rd: Path,
+        round_index: int,
+        round_path: Path,
         matches: Sequence[Match],
         responses: dict[tuple[str, str], Response],
         judgments: Sequence[Judgment],
     ) -> tuple[list[MatchOutcome], list[PreferencePair]]:
-        if state.done(r, "ratings"):
-            outcomes = [MatchOutcome.from_dict(d) for d in read_jsonl(rd / OUTCOMES)]
-            pairs = [PreferencePair.from_dict(d) for d in read_jsonl(rd / PAIRS)]
+        if state.done(round_index, "ratings"):
+            outcomes = [MatchOutcome.from_dict(d) for d in read_jsonl(round_path / OUTCOMES)]
+            pairs = [PreferencePair.from_dict(d) for d in read_jsonl(round_path / PAIRS)]
             return outcomes, pairs
         reputation = state.reputation.copy()
         if self.config.tournament.reset_kappa_each_round:
@@ -290,33 +301,51 @@ class RoundLoop:
         table = score_table(judgments)
         outcomes = rate_matches(reputation, matches, table, self.config.tournament)
         pairs = preference_pairs(matches, responses, table, reputation.ratings, self.config.tournament)
-        write_jsonl(rd / OUTCOMES, [o.to_dict() for o in outcomes])
-        write_jsonl(rd / PAIRS, [p.to_dict() for p in pairs])
+        write_jsonl(round_path / OUTCOMES, [o.to_dict() for o in outcomes])
+        write_jsonl(round_path / PAIRS, [p.to_dict() for p in pairs])
         write_json(
-            rd / RATINGS,
-            {"round": r, "ratings": reputation.ratings, "sigmas": reputation.sigmas, "updates": reputation.updates},
+            round_path / RATINGS,
+            {
+                "round": round_index,
+                "ratings": reputation.ratings,
+                "sigmas": reputation.sigmas,
+                "updates": reputation.updates,
+            },
         )
         state.reputation = reputation
-        self._finish(state, r, "ratings")
+        self._finish(state, round_index, "ratings")
         return outcomes, pairs
 
-    def _stage_training(self, state: RunState, r: int, rd: Path, pairs: Sequence[PreferencePair]) -> dict[str, Any]:
-        path = rd / TRAINING
-        if state.done(r, "training"):
+    def _stage_training(
+        self, state: RunState, round_index: int, round_path: Path, pairs: Sequence[PreferencePair]
+    ) -> dict[str, Any]:
+        path = round_path / TRAINING
+        if state.done(round_index, "training"):
             return read_json(path)
         if not self.config.training.enabled:
             metrics: dict[str, Any] = {"skipped": True, "reason": "training.enabled is false"}
         else:
             steps = len(self.members)
-            with self.reporter.stage(f"round {r}: training", steps) as advance:
-                metrics = self.tribe.train(pairs, rd, derive_seed(state.seed, r, "training"), advance)
+            with self.reporter.stage(f"round {round_index}: training", steps) as advance:
+                metrics = self.tribe.train(pairs, round_path, derive_seed(state.seed, round_index, "training"), advance)
         write_json(path, metrics)
-        self._finish(state, r, "training")
+        self._finish(state, round_index, "training")
         return metrics
 
 
-def _training_skipped(rd: Path) -> bool:
-    return bool(read_json(rd / TRAINING).get("skipped"))
+def _answered(matches: Sequence[Match], responses: dict[tuple[str, str], Response]) -> list[Match]:
+    """The matches whose two answers both exist (a skipped prompt has no answer to judge)."""
+    return [
+        match
+        for match in matches
+        if not any(
+            responses[(match.instruction.id, side)].meta.get("skipped") for side in (match.model_a, match.model_b)
+        )
+    ]
+
+
+def _training_skipped(round_path: Path) -> bool:
+    return bool(read_json(round_path / TRAINING).get("skipped"))
 
 
 def run(

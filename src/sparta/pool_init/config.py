@@ -40,10 +40,12 @@ class _Strict(BaseModel):
 class ProceduralSubset(_Strict):
     """Worked, correct examples of one built-in procedural domain (``sparta.tasks.procedural_expert_examples``)."""
 
-    source: Literal["procedural"]
-    domain: str
-    size: int = Field(64, ge=1, description="examples to train on")
-    seed: int | None = Field(None, description="the examples' seed; default: the init-pool seed")
+    source: Literal["procedural"] = Field(..., description="procedural: worked examples generated in-process")
+    domain: str = Field(..., description="a built-in procedural domain: arithmetic, unit_conversion, ...")
+    size: int = Field(
+        64, ge=1, description="examples to train on; more: a stronger expert, a longer SFT. Ours: minutes on CPU"
+    )
+    seed: int | None = Field(None, description="the examples' seed; none: the init-pool seed")
 
     @field_validator("domain")
     @classmethod
@@ -62,13 +64,16 @@ class RecordsSubset(_Strict):
     ``category`` equals ``code``. ``size`` caps the subset with a seeded sample (drawn per member).
     """
 
-    source: Literal["records"]
+    source: Literal["records"] = Field(..., description="records: instruction/response pairs read from a file")
     task: str = Field("jsonl", description="a task loader that reads records: jsonl, json, csv, hf_dataset")
     options: dict[str, Any] = Field(default_factory=dict, description="the loader's options: path, split, ...")
-    prompt_field: str = "prompt"
-    response_field: str = "response"
-    where: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    size: int | None = Field(None, ge=1, description="at most this many examples (a seeded sample)")
+    prompt_field: str = Field("prompt", description="the record field holding the instruction")
+    response_field: str = Field("response", description="the record field holding the answer to train on")
+    where: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="keep only records whose fields equal these values (e.g. {category: code}); empty: all",
+    )
+    size: int | None = Field(None, ge=1, description="at most this many examples (a seeded sample); none: all")
 
     @model_validator(mode="after")
     def _fields_are_ours(self) -> RecordsSubset:
@@ -84,21 +89,45 @@ Subset = Annotated[Union[ProceduralSubset, RecordsSubset], Field(discriminator="
 class InitMember(_Strict):
     """A member to make: its name, optional system prompt and sampling (carried into the run), its SFT subset."""
 
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
-    system_prompt: str | None = None
-    sampling: SamplingConfig | None = None
-    subset: Subset
+    name: str = Field(
+        ...,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_\-]+$",
+        description="the member's name in the run (letters, digits, '_', '-'); unique",
+    )
+    system_prompt: str | None = Field(
+        None, description="a system message in SFT and, carried into the run, in combat; none: no system message"
+    )
+    sampling: SamplingConfig | None = Field(
+        None, description="this member's combat sampling in the written run configuration; none: the pool's"
+    )
+    subset: Subset = Field(..., description="what this member is fine-tuned on: procedural or records")
 
 
 class SFTSettings(_Strict):
     """Supervised fine-tuning of every member's LoRA adapter; the loss covers the assistant turn only."""
 
-    learning_rate: float = Field(2e-4, gt=0, lt=1)
-    epochs: float = Field(1.0, gt=0)
-    batch_size: int = Field(4, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(256, ge=16, description="examples longer than this (in the chat template) are skipped")
-    lora: LoraConfig = Field(default_factory=LoraConfig)
+    learning_rate: float = Field(
+        2e-4,
+        gt=0,
+        lt=1,
+        description="AdamW's peak learning rate; larger: members drift further from the base. Ours: a usual LoRA SFT "
+        "rate (configs/pool-demo.yaml uses 1e-3 so that 135M experts differ measurably; docs/pool-init.md)",
+    )
+    epochs: float = Field(1.0, gt=0, description="passes over each member's subset")
+    batch_size: int = Field(4, ge=1, description="examples per device step; larger: more memory")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="device steps per optimizer step: the effective batch is batch_size * this"
+    )
+    max_length: int = Field(
+        256,
+        ge=16,
+        description="longest example in the chat template, in the base's tokens; longer ones are skipped and "
+        "counted, never truncated. Ours",
+    )
+    lora: LoraConfig = Field(
+        default_factory=LoraConfig, description="each member's adapter; the run trains the same adapter further"
+    )
 
 
 class DiversitySettings(_Strict):
@@ -109,22 +138,34 @@ class DiversitySettings(_Strict):
     random stream than the SFT examples, and any prompt that also is an SFT prompt is left out.
     """
 
-    enabled: bool = True
-    task: str = "procedural"
-    options: dict[str, Any] = Field(default_factory=dict)
-    per_domain: int = Field(20, ge=1, description="procedural default: prompts per domain")
-    max_new_tokens: int = Field(48, ge=1)
-    batch_size: int = Field(8, ge=1)
+    enabled: bool = Field(True, description="false: skip the diversity measures (faster; no expertise matrix)")
+    task: str = Field("procedural", description="a registered task with gold answers to score the members on")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="the task's options; procedural defaults are filled in (see above)"
+    )
+    per_domain: int = Field(
+        20, ge=1, description="procedural default: prompts per domain; more: tighter accuracies, longer measurement"
+    )
+    max_new_tokens: int = Field(
+        48, ge=1, description="longest greedy answer, in the member's tokens; too few cuts answers before the result"
+    )
+    batch_size: int = Field(8, ge=1, description="prompts answered per forward batch")
     include_base: bool = Field(True, description=f"add the untrained base as a reference row named {BASE_MEMBER!r}")
 
 
 class InitPoolConfig(_Strict):
     base: str = Field(..., min_length=1, description="the shared base model: alias, local path or hub id")
-    seed: int = 0
-    members: list[InitMember] = Field(..., min_length=1)
-    sft: SFTSettings = Field(default_factory=SFTSettings)
-    diversity: DiversitySettings = Field(default_factory=DiversitySettings)
-    sparta: dict[str, Any] = Field(default_factory=dict, description="the run configuration's sections")
+    seed: int = Field(0, description="SFT order, subset samples and diversity prompts derive from it")
+    members: list[InitMember] = Field(..., min_length=1, description="the experts to make, one LoRA adapter each")
+    sft: SFTSettings = Field(default_factory=SFTSettings, description="fine-tuning shared by every member")
+    diversity: DiversitySettings = Field(
+        default_factory=DiversitySettings, description="who is expert at what, measured after SFT"
+    )
+    sparta: dict[str, Any] = Field(
+        default_factory=dict,
+        description="sections of the run configuration written beside the pool (run, data, judge, training, pool "
+        "minus members); validated as a run configuration",
+    )
 
     @model_validator(mode="after")
     def _names(self) -> InitPoolConfig:

@@ -129,5 +129,14 @@ def build_instructions(
             continue
         first_seen[instruction_id] = location
         meta = {name: record[name] for name in fields.meta_fields if name in record}
-        instructions.append(Instruction(instruction_id, prompt, fields.domain, answer, fields.answer_type, meta))
+        instructions.append(
+            Instruction(
+                id=instruction_id,
+                text=prompt,
+                domain=fields.domain,
+                answer=answer,
+                answer_type=fields.answer_type,
+                meta=meta,
+            )
+        )
     return instructions

@@ -50,6 +50,6 @@ def make_matches(
         raise ValueError(f"a tournament needs at least 2 members, got {len(members)}")
     firsts = first_combatants(members, len(instructions), rng)
     return [
-        Match(i, inst, first, pick_opponent(first, ratings, alpha, k, rng))
+        Match(index=i, instruction=inst, model_a=first, model_b=pick_opponent(first, ratings, alpha, k, rng))
         for i, (inst, first) in enumerate(zip(instructions, firsts))
     ]

@@ -43,7 +43,7 @@ def match_scores(
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MatchOutcome:
     """What one match did to the ratings; scores are aggregated with the judges' ratings at that moment."""
 
@@ -71,13 +71,23 @@ def rate_matches(
     """Update ``state`` in place, match by match in index order; a match with a side no judge scored is not rated."""
     outcomes = []
     for match in sorted(matches, key=lambda m: m.index):
-        s_a, s_b = match_scores(match, table, state.ratings, config.aggregation)
-        if s_a is None or s_b is None:
-            outcomes.append(MatchOutcome(match.index, match.instruction.id, match.model_a, match.model_b, s_a, s_b))
-            continue
-        d_a, d_b = update_pair(state, match.model_a, match.model_b, s_a, s_b, config)
+        score_a, score_b = match_scores(match, table, state.ratings, config.aggregation)
+        rated = score_a is not None and score_b is not None
+        change_a, change_b = (
+            update_pair(state, match.model_a, match.model_b, score_a, score_b, config) if rated else (0.0, 0.0)
+        )
         outcomes.append(
-            MatchOutcome(match.index, match.instruction.id, match.model_a, match.model_b, s_a, s_b, d_a, d_b, True)
+            MatchOutcome(
+                index=match.index,
+                instruction_id=match.instruction.id,
+                model_a=match.model_a,
+                model_b=match.model_b,
+                score_a=score_a,
+                score_b=score_b,
+                change_a=change_a,
+                change_b=change_b,
+                rated=rated,
+            )
         )
     return outcomes
 
