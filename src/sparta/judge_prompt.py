@@ -1,7 +1,8 @@
 """The pointwise judge's text protocol: the prompt, the robust score parser and the score-token arithmetic.
 
-Pure Python (no torch) so the parsing rules and the expected-score math are unit-tested exactly; the HF judges
-(``sparta.backends.hf.judges``) only add the forward passes.
+Pure Python (no torch) so the parsing rules and the expected-score math are unit-tested exactly; the token ids
+a judge reads are built in ``sparta.backends.judging`` and the engines (``sparta.backends.hf.judges``) only add the
+forward passes.
 """
 
 from __future__ import annotations

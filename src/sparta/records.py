@@ -88,6 +88,18 @@ class Judgment:
     failure: str | None = None
     raw: str | None = None
 
+    @classmethod
+    def of(cls, request: JudgeRequest, score: float | None, failure: str | None, raw: str) -> Judgment:
+        """The judgment that answers ``request``."""
+        return cls(
+            judge=request.judge,
+            model=request.response.model,
+            instruction_id=request.instruction.id,
+            score=score,
+            failure=failure,
+            raw=raw,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

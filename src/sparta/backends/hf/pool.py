@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from sparta.backends import chat
 from sparta.backends.hf.models import resolve_model
 from sparta.config import LoraConfig, MemberConfig, PoolConfig, SamplingConfig
 from sparta.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, atomic_write_bytes, atomic_write_text
@@ -194,18 +195,12 @@ class ModelPool:
         return self.member_config(member).sampling or self.config.sampling
 
     def messages(self, member: str, instruction: str) -> list[dict[str, str]]:
-        system = self.member_config(member).system_prompt
-        head = [{"role": "system", "content": system}] if system else []
-        return [*head, {"role": "user", "content": instruction}]
+        return chat.messages(self.member_config(member).system_prompt, instruction)
 
     def prompt_text(self, member: str, instruction: str) -> str:
         """The instruction in the member's chat template, ready for the assistant's turn."""
-        tokenizer = self.tokenizer(member)
-        if not tokenizer.chat_template:
-            raise ValueError(f"model {self.member_config(member).model!r} of member {member!r} has no chat template")
-        return tokenizer.apply_chat_template(
-            self.messages(member, instruction), tokenize=False, add_generation_prompt=True
-        )
+        owner = f"model {self.member_config(member).model!r} of member {member!r}"
+        return chat.prompt_text(self.tokenizer(member), self.messages(member, instruction), owner)
 
     def bases(self) -> list[tuple[str, PeftModel, list[str]]]:
         """Every loaded base: its configured name, the shared PeftModel and the members on it."""
