@@ -46,7 +46,7 @@ def test_eval_report_compare(tiny_run):
     html = (tiny_run / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4  # ratings, eval, win matrix, judges
     # diversity per round, from the evaluation's answers
-    from sparta.report.analysis import diversity_per_round
+    from sparta.report.diversity import diversity_per_round
 
     per_round = diversity_per_round(tiny_run)
     assert [r for r, _ in per_round] == [0, 1]

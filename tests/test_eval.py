@@ -160,7 +160,7 @@ def test_a_fresh_evaluation_is_deterministic(evaluated, tmp_path):
     assert [(d, total, sum(done)) for d, total, done in reporter.stages] == [
         ("round 1: evaluating procedural", 2 * LIMIT * len(MEMBERS), 2 * LIMIT * len(MEMBERS))
     ]
-    assert result.scores == [s for s in before["scores"] if s["round"] == 1]
+    assert [s.model_dump() for s in result.results.scores] == [s for s in before["scores"] if s["round"] == 1]
     fresh = read_jsonl(copy / "eval_responses/round_001/procedural.jsonl")
     assert fresh == read_jsonl(run_dir / "eval_responses/round_001/procedural.jsonl")
 
@@ -196,9 +196,9 @@ def test_judge_scores_open_items_on_the_unit_interval(evaluated):
         },
     ]
     result = evaluate_run(run_dir, [1], tasks, None, None, max_new_tokens=4)
-    assert result.tasks == ["writing", "sums"] and len(result.computed) == 2 * len(MEMBERS)
-    for s in result.scores:
-        assert s["n"] == 3 and 0.0 <= s["low"] <= s["score"] <= s["high"] <= 1.0
+    assert result.results.tasks == ["writing", "sums"] and len(result.computed) == 2 * len(MEMBERS)
+    for s in result.results.scores:
+        assert s.n == 3 and 0.0 <= s.low <= s.score <= s.high <= 1.0
     rows = read_jsonl(run_dir / "eval_responses/round_001/writing.jsonl")
     assert all(row["gold"] is None and row["raw"] for row in rows)
     assert all(0.0 <= row["score"] <= 1.0 for row in rows)
@@ -208,7 +208,7 @@ def test_table_rows_per_round_with_best_member_and_pool_mean(evaluated):
     run_dir, _ = evaluated
     result = evaluate_run(run_dir, None, None, LIMIT, None, max_new_tokens=TOKENS)
     assert result.computed == []
-    rows = eval_table_rows(result)
+    rows = eval_table_rows(result.results)
     assert [(r["round"], r["member"]) for r in rows] == [
         (r, m) for r in ("0", "1") for m in [*MEMBERS, "best member", "pool mean"]
     ]

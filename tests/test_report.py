@@ -12,9 +12,11 @@ import pytest
 from PIL import Image
 
 from sparta.config import config_from_dict, dump_config
+from sparta.evaluation.results import BestScore, Estimate, EvalFileError, results_from
 from sparta.experiments.simulation import simulate, simulation_config
 from sparta.pipeline.state import STAGES, RunState
-from sparta.report import analysis
+from sparta.report import judging, pair_examples, ratings, wins
+from sparta.report.files import ReportError
 from sparta.report.html import DISPLAY_CHARS, write_report
 from sparta.rundir import atomic_write_text, round_dir, write_json, write_jsonl
 from sparta.tournament import ReputationState
@@ -131,9 +133,9 @@ def assert_png(data: bytes) -> tuple[int, int]:
         return im.size
 
 
-# -- analysis, by hand ----------------------------------------------------------------------------------
+# -- the numbers, by hand ----------------------------------------------------------------------------------
 def test_win_matrix_counts_every_rated_match_of_every_round(tmp_path):
-    wm = analysis.win_matrix(hand_made_run(tmp_path))
+    wm = wins.win_matrix(hand_made_run(tmp_path))
     a, b, c = 0, 1, 2
     assert wm.members == MEMBERS
     assert wm.games == [[0, 2, 1], [2, 0, 1], [1, 1, 0]]  # the unrated A-C match is not counted
@@ -144,7 +146,7 @@ def test_win_matrix_counts_every_rated_match_of_every_round(tmp_path):
 
 
 def test_judge_agreement_with_the_aggregate_by_hand(tmp_path):
-    rows = {x.judge: x for x in analysis.judge_agreement(hand_made_run(tmp_path))}
+    rows = {x.judge: x for x in judging.judge_agreement(hand_made_run(tmp_path))}
     assert list(rows) == MEMBERS
     a, b, c = rows["A"], rows["B"], rows["C"]
     # A: i1 own tie vs aggregate win (disagree), i2 prefers C vs aggregate tie (disagree); |dev| 1+1+1+1
@@ -159,13 +161,13 @@ def test_judge_agreement_with_the_aggregate_by_hand(tmp_path):
 
 
 def test_agreement_of_a_judge_that_never_judged_is_unknown():
-    rows = analysis.agreement_from_rows([], [outcome(0, "i1", "A", "B", 7.0, 5.0)])
+    rows = judging.agreement_from_rows([], [outcome(0, "i1", "A", "B", 7.0, 5.0)])
     assert rows == {}
-    assert analysis.JudgeAgreement("Z").agreement is None and analysis.JudgeAgreement("Z").mad is None
+    assert judging.JudgeAgreement("Z").agreement is None and judging.JudgeAgreement("Z").mad is None
 
 
 def test_judge_failures_by_hand(tmp_path):
-    rows = {x.judge: x for x in analysis.judge_failures(hand_made_run(tmp_path))}
+    rows = {x.judge: x for x in judging.judge_failures(hand_made_run(tmp_path))}
     assert [(rows[m].judgments, rows[m].failures) for m in MEMBERS] == [(4, 0), (6, 2), (4, 0)]
     assert rows["B"].rate == pytest.approx(2 / 6) and rows["A"].rate == 0.0
     assert rows["B"].examples == ["I <b>love</b> it", "???"]
@@ -174,25 +176,26 @@ def test_judge_failures_by_hand(tmp_path):
 
 def test_failure_examples_are_distinct_and_capped():
     rows = [judgment("J", "A", f"i{k}", None, raw) for k, raw in enumerate(["x", "x", "y", "z", "w"])]
-    (stats,) = analysis.failures_from_rows(rows, ["J"], examples=3)
+    (stats,) = judging.failures_from_rows(rows, ["J"], examples=3)
     assert stats.failures == 5 and stats.examples == ["x", "y", "z"]
 
 
 def test_rating_history_starts_at_the_configured_initial_rating(tmp_path):
-    history = analysis.rating_history(hand_made_run(tmp_path))
+    history = ratings.rating_history(hand_made_run(tmp_path))
     assert history.rounds == [0, 1, 2] and history.initial == 50.0
     assert history.ratings == {"A": [50.0, 99.0, 98.0], "B": [50.0, 100.0, 101.5], "C": [50.0, 101.0, 100.5]}
 
 
 def test_preference_examples_come_from_the_last_round_spread_over_margins(tmp_path):
-    (example,) = analysis.preference_examples(hand_made_run(tmp_path))
+    (example,) = pair_examples.preference_examples(hand_made_run(tmp_path))
     assert (example.round, example.chosen_model, example.rejected_model, example.margin) == (2, "B", "A", 6.0)
     pairs = [{"margin": m} for m in (5.0, 1.0, 3.0, 2.0, 4.0)]
-    assert [p["margin"] for p in analysis.spread_by_margin(pairs, 3)] == [5.0, 3.0, 1.0]
-    assert [p["margin"] for p in analysis.spread_by_margin(pairs, 9)] == [5.0, 4.0, 3.0, 2.0, 1.0]
+    assert [p["margin"] for p in pair_examples.spread_by_margin(pairs, 3)] == [5.0, 3.0, 1.0]
+    assert [p["margin"] for p in pair_examples.spread_by_margin(pairs, 9)] == [5.0, 4.0, 3.0, 2.0, 1.0]
 
 
-def test_eval_pool_mean_without_a_mean_in_the_file_is_over_the_pool_members_only():
+def test_eval_file_without_a_mean_shows_no_pool_mean_of_its_own():
+    """The pool mean is the evaluation's (eval.json's ``mean``); a reader never computes another one."""
     data = {
         "rounds": [0, 2],
         "tasks": ["gsm8k"],
@@ -202,19 +205,17 @@ def test_eval_pool_mean_without_a_mean_in_the_file_is_over_the_pool_members_only
             {"member": "A", "round": 2, "task": "gsm8k", "score": 0.5},
             {"member": "B", "round": 2, "task": "gsm8k", "score": 0.7},
             {"member": "C", "round": 2, "task": "gsm8k", "score": None, "low": None, "high": None, "n": 0},
-            {"member": "baseline", "round": 2, "task": "gsm8k", "score": 1.0},
         ],
     }
-    scores = analysis.eval_scores_from(data, ["A", "B", "C"])
+    scores = results_from(data)
     assert scores.rounds == [0, 2] and scores.tasks == ["gsm8k"]
-    mean = scores.pool_mean["gsm8k"]
-    assert sorted(mean) == [0, 2] and mean[0].score == pytest.approx(0.3) and mean[2].score == pytest.approx(0.6)
+    assert scores.pool_mean("gsm8k") == {} and scores.best_member("gsm8k") == {}
     assert [p.score for p in scores.series("gsm8k", "A")] == [0.2, 0.5]
-    assert scores.members() == ["A", "B", "baseline"]  # C has no score: nothing to draw
-    assert scores.best == {}
+    assert scores.series("gsm8k", "C") == []  # C has no score: nothing to draw
+    assert scores.members() == ["A", "B", "C"]
 
 
-def test_eval_mean_and_best_come_from_the_file_when_it_has_them():
+def test_eval_mean_and_best_come_from_the_file():
     point = {"score": 0.5, "low": 0.4, "high": 0.6, "n": 20}
     data = {
         "rounds": [0, 1],
@@ -226,9 +227,9 @@ def test_eval_mean_and_best_come_from_the_file_when_it_has_them():
             "1": {"t": {"member": None, "score": None, "low": None, "high": None, "n": 0}},
         },
     }
-    scores = analysis.eval_scores_from(data, ["A", "B"])
-    assert scores.pool_mean["t"][0] == analysis.EvalPoint("pool mean", 0, "t", 0.45, 0.4, 0.5, 20)
-    assert scores.best == {"t": {0: analysis.EvalPoint("B", 0, "t", 0.5, 0.4, 0.6, 20)}}
+    scores = results_from(data)
+    assert scores.pool_mean("t")[0] == Estimate(score=0.45, low=0.4, high=0.5, n=20)
+    assert scores.best_member("t") == {0: BestScore(member="B", score=0.5, low=0.4, high=0.6, n=20)}
 
 
 @pytest.mark.parametrize(
@@ -238,14 +239,15 @@ def test_eval_mean_and_best_come_from_the_file_when_it_has_them():
         ({"member": "A", "round": 0, "task": "t", "score": "high"}, "scores[1].score"),
         ({"member": "A", "round": -1, "task": "t", "score": 0.5}, "scores[1].round"),
         ({"member": "A", "round": 0, "task": "t", "score": 0.5, "low": "x"}, "scores[1].low"),
-        ({"member": 3, "round": 0, "task": "t", "score": 0.5}, "scores[1]: member and task must be strings"),
+        ({"member": 3, "round": 0, "task": "t", "score": 0.5}, "scores[1].member: expected a string, got 3"),
+        ({"member": "A", "round": 0, "task": "u", "score": 0.5}, "scores[1]: round 0 / task 'u' is not listed"),
     ],
 )
 def test_bad_eval_json_names_the_entry_and_field(tmp_path, entry, message):
     run = hand_made_run(tmp_path)
     good = {"member": "A", "round": 0, "task": "t", "score": 0.5}
     (run / "eval.json").write_text(json.dumps({"rounds": [0], "tasks": ["t"], "scores": [good, entry]}))
-    with pytest.raises(analysis.ReportError, match=re.escape(message)) as err:
+    with pytest.raises(EvalFileError, match=re.escape(message)) as err:
         write_report(run)
     assert "eval.json" in str(err.value)
 
@@ -255,12 +257,12 @@ def test_outcome_without_a_field_is_an_error_naming_file_and_record(tmp_path):
     rows = [dict(o) for o in ROUNDS[1]["outcomes"]]
     del rows[2]["model_b"]
     write_jsonl(round_dir(run, 1) / "outcomes.jsonl", rows)
-    with pytest.raises(analysis.ReportError, match=r"round_001/outcomes.jsonl record 3: missing field 'model_b'"):
-        analysis.judge_agreement(run)
+    with pytest.raises(ReportError, match=r"round_001/outcomes.jsonl record 3: missing field 'model_b'"):
+        judging.judge_agreement(run)
 
 
 def test_not_a_run_directory(tmp_path):
-    with pytest.raises(analysis.ReportError, match="state.json is missing"):
+    with pytest.raises(ReportError, match="state.json is missing"):
         write_report(tmp_path)
 
 
@@ -307,7 +309,12 @@ def test_report_of_a_simulated_run_with_and_without_evaluation(tmp_path):
         }
         for r in (0, 3)
     }
-    write_json(tmp_path / "eval.json", {"rounds": [0, 3], "tasks": ["gsm8k", "alpaca"], "scores": scores, "best": best})
+    mean = {
+        str(r): {t: {"score": 0.15 + 0.05 * r, "low": 0.0, "high": 1.0, "n": 20} for t in ("gsm8k", "alpaca")}
+        for r in (0, 3)
+    }
+    data = {"rounds": [0, 3], "tasks": ["gsm8k", "alpaca"], "scores": scores, "best": best, "mean": mean}
+    write_json(tmp_path / "eval.json", data)
     text = write_report(tmp_path).read_text(encoding="utf-8")
     pngs = embedded_pngs(text)
     assert set(pngs) == {"ratings", "eval", "win_matrix", "judges"}
@@ -333,5 +340,5 @@ def test_report_of_a_run_with_no_rated_round(tmp_path):
 
 def test_bad_round_key_of_the_eval_mean_is_named():
     data = {"scores": [], "mean": {"last": {"t": {"score": 0.5}}}}
-    with pytest.raises(analysis.ReportError, match=r"mean\['last'\]: expected a round number"):
-        analysis.eval_scores_from(data, ["A"])
+    with pytest.raises(EvalFileError, match=r"mean\['last'\]: expected a round number"):
+        results_from(data)

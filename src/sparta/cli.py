@@ -174,7 +174,7 @@ def evaluate(
     specs = yaml.safe_load(tasks.read_text()) if tasks else None
     round_list = [int(x) for x in rounds.split(",")] if rounds else None
     result = evaluate_run(run_dir, round_list, specs, limit, RichReporter(), max_new_tokens=max_new_tokens)
-    console.print(rows_table(eval_table_rows(result), "Evaluation: score [95% bootstrap CI] on held-out items"))
+    console.print(rows_table(eval_table_rows(result.results), "Evaluation: score [95% bootstrap CI] on held-out items"))
     console.print(f"written: {run_dir / 'eval.json'}, {run_dir / 'eval.csv'}")
 
 

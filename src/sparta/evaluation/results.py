@@ -1,152 +1,235 @@
-"""Evaluation results: per-cell means with bootstrap intervals, the best member and the pool mean, and their files.
+"""What ``sparta eval`` writes and everything else reads: the model of ``eval.json``, and the result files.
 
 ``eval.json``::
 
     {"rounds": [0, 2], "tasks": ["procedural"],
-     "scores": [{"member": "a", "round": 0, "task": "procedural", "score": 0.4, "low": 0.3, "high": 0.5, "n": 80}, ...],
-     "best": {"0": {"procedural": {"member": "a", "score": 0.4, "low": 0.3, "high": 0.5, "n": 80}}, ...},
+     "scores": [{"score": 0.4, "low": 0.3, "high": 0.5, "n": 80, "member": "a", "round": 0, "task": "procedural"},
+                ...],
+     "best": {"0": {"procedural": {"score": 0.4, "low": 0.3, "high": 0.5, "n": 80, "member": "a"}}, ...},
      "mean": {"0": {"procedural": {"score": 0.35, "low": 0.28, "high": 0.42, "n": 80}}, ...}}
 
-``best`` and ``mean`` are keyed by round (as a string, JSON keys being strings) then task. ``mean`` is the pool's
-mean score: per item the mean over members, then the mean over items, with its bootstrap interval. ``n`` counts
-scored items (a judgment that could not be read is left out). ``eval.csv`` holds the ``scores`` rows.
+``best`` and ``mean`` are keyed by round (as a string, JSON keys being strings) then task. ``mean`` is the pool
+mean as ``sparta.evaluation.summary.pool_item_means`` defines it, the one definition every reader shows. ``n``
+counts scored items (a judgment that could not be read is left out). ``eval.csv`` holds the ``scores`` rows.
+
+The report and ``sparta compare`` read the file through :func:`load_results` only, so a damaged file is named by
+entry and field (``eval.json: scores[3].score: expected a finite number, got 'high'``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
+import types
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from sparta.evaluation.bootstrap import Interval, bootstrap_mean
-from sparta.rundir import atomic_write_text, round_dir, write_json, write_jsonl
-from sparta.seeding import derive_seed
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+
+from sparta.errors import SpartaError
+from sparta.rundir import atomic_write_text, read_json, round_dir, write_json, write_jsonl
 
 EVAL_JSON = "eval.json"
 EVAL_CSV = "eval.csv"
 RESPONSES_DIR = "eval_responses"
 CSV_COLUMNS = ("member", "round", "task", "score", "low", "high", "n")
 
-Cell = tuple[int, str, str]
-"""(round, task, member)"""
+
+class EvalFileError(SpartaError, ValueError):
+    """``eval.json`` cannot be read: the message names the file, the entry and the field."""
 
 
-@dataclass
-class EvalResult:
-    """Everything ``eval.json`` holds, plus which cells this call computed (the rest came from the cache)."""
-
-    rounds: list[int]
-    tasks: list[str]
-    members: list[str]
-    scores: list[dict[str, Any]]
-    best: dict[str, dict[str, dict[str, Any]]]
-    mean: dict[str, dict[str, dict[str, Any]]]
-    computed: list[Cell] = field(default_factory=list)
-    failures: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rounds": self.rounds, "tasks": self.tasks, "scores": self.scores, "best": self.best, "mean": self.mean}
-
-    def score(self, member: str, r: int, task: str) -> dict[str, Any]:
-        return next(s for s in self.scores if (s["member"], s["round"], s["task"]) == (member, r, task))
+# --------------------------------------------------------------------------------------------- value kinds
 
 
-def _scored(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    return {row["instruction_id"]: row["score"] for row in rows if row["score"] is not None}
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return float(value)
 
 
-def _pool_mean(cells: Sequence[Sequence[dict[str, Any]]], seed: int) -> Interval:
-    """Per item the mean over the members that have a score for it, then the bootstrap over items."""
-    per_item: dict[str, list[float]] = {}
-    for rows in cells:
-        for item, score in _scored(rows).items():
-            per_item.setdefault(item, []).append(score)
-    return bootstrap_mean([sum(v) / len(v) for v in per_item.values()], seed)
+def _round_number(value: Any) -> Any:
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a round number >= 0, got {value!r}")
+    return value
 
 
-def _best(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The highest-scoring member (the first in pool order on a tie)."""
-    scored = [e for e in entries if e["score"] is not None]
-    if not scored:
-        return {"member": None, "score": None, "low": None, "high": None, "n": 0}
-    top = max(scored, key=lambda e: e["score"])  # max keeps the first of equal scores
-    return {k: top[k] for k in ("member", "score", "low", "high", "n")}
+def _count(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a count >= 0, got {value!r}")
+    return value
 
 
-def summarise(
-    rows: dict[Cell, list[dict[str, Any]]],
-    rounds: list[int],
-    tasks: list[str],
-    members: list[str],
-    seed: int,
-) -> EvalResult:
-    """Means and intervals of every (round, task, member) cell in ``rows``; bootstraps seeded by cell."""
-    scores: list[dict[str, Any]] = []
-    best: dict[str, dict[str, dict[str, Any]]] = {}
-    mean: dict[str, dict[str, dict[str, Any]]] = {}
-    for r in rounds:
-        for task in tasks:
-            entries = []
-            for member in members:
-                interval = bootstrap_mean(
-                    list(_scored(rows[(r, task, member)]).values()),
-                    derive_seed(seed, "eval-bootstrap", r, task, member),
+def _text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+Round = Annotated[int, BeforeValidator(_round_number)]
+Count = Annotated[int, BeforeValidator(_count)]
+Text = Annotated[str, BeforeValidator(_text)]
+
+
+# --------------------------------------------------------------------------------------------- the model
+
+
+class Estimate(BaseModel):
+    """A mean score on [0, 1] over ``n`` items with its bootstrap interval; ``score`` None when nothing was scored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    score: Number | None
+    low: Number | None = None
+    high: Number | None = None
+    n: Count | None = None
+
+
+class MemberScore(Estimate):
+    """One member's estimate at one round on one task."""
+
+    member: Text
+    round: Round
+    task: Text
+
+
+class BestScore(Estimate):
+    """The round's highest-scoring member on a task (None when no member has a score)."""
+
+    member: Text | None = None
+
+
+class EvalResults(BaseModel):
+    """Everything ``eval.json`` holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rounds: list[Round]
+    tasks: list[Text]
+    scores: list[MemberScore]
+    best: dict[Round, dict[str, BestScore]] = {}
+    mean: dict[Round, dict[str, Estimate]] = {}
+
+    @model_validator(mode="after")
+    def _cells_are_listed(self) -> EvalResults:
+        for index, entry in enumerate(self.scores):
+            if entry.round not in self.rounds or entry.task not in self.tasks:
+                raise ValueError(
+                    f"scores[{index}]: round {entry.round} / task {entry.task!r} is not listed in 'rounds' / 'tasks'"
                 )
-                entries.append({"member": member, "round": r, "task": task, **interval.to_dict()})
-            scores += entries
-            best.setdefault(str(r), {})[task] = _best(entries)
-            pooled = _pool_mean([rows[(r, task, m)] for m in members], derive_seed(seed, "eval-bootstrap", r, task))
-            mean.setdefault(str(r), {})[task] = pooled.to_dict()
-    failures = sum(row["score"] is None for cell in rows.values() for row in cell)
-    return EvalResult(list(rounds), list(tasks), list(members), scores, best, mean, failures=failures)
+        return self
+
+    def members(self) -> list[str]:
+        """Every member with an entry in ``scores``, in file order."""
+        return list(dict.fromkeys(s.member for s in self.scores))
+
+    def score(self, member: str, round_index: int, task: str) -> MemberScore:
+        return next(s for s in self.scores if (s.member, s.round, s.task) == (member, round_index, task))
+
+    def series(self, task: str, member: str) -> list[MemberScore]:
+        """The member's scored rounds on ``task``, in round order."""
+        scored = [s for s in self.scores if s.task == task and s.member == member and s.score is not None]
+        return sorted(scored, key=lambda s: s.round)
+
+    def pool_mean(self, task: str) -> dict[int, Estimate]:
+        """``mean`` of ``task`` by round, rounds with no score left out."""
+        return {
+            r: cells[task] for r, cells in sorted(self.mean.items()) if task in cells and cells[task].score is not None
+        }
+
+    def best_member(self, task: str) -> dict[int, BestScore]:
+        """``best`` of ``task`` by round, rounds with no score left out."""
+        return {
+            r: cells[task] for r, cells in sorted(self.best.items()) if task in cells and cells[task].score is not None
+        }
 
 
-# ------------------------------------------------------------------------------------------------ files
+# --------------------------------------------------------------------------------------------- reading
 
 
-def responses_path(run_dir: Path, r: int, task: str) -> Path:
-    return round_dir(Path(run_dir) / RESPONSES_DIR, r) / f"{task}.jsonl"
+def _unwrap(kind: Any) -> Any:
+    """``Annotated[X, ...]`` and ``X | None`` to ``X``."""
+    while True:
+        origin = get_origin(kind)
+        if origin is Annotated:
+            kind = get_args(kind)[0]
+        elif origin in (Union, types.UnionType):
+            kind = next(arg for arg in get_args(kind) if arg is not type(None))
+        else:
+            return kind
 
 
-def write_responses(run_dir: Path, r: int, task: str, rows: Sequence[dict[str, Any]]) -> None:
-    write_jsonl(responses_path(run_dir, r, task), rows)
+def _location(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as the file reads: ``scores[3].score``, ``mean['last']``."""
+    text, kind = "", _unwrap(EvalResults)
+    for part in loc:
+        if part == "[key]":
+            continue
+        if isinstance(kind, type) and issubclass(kind, BaseModel) and part in kind.model_fields:
+            text += f".{part}" if text else str(part)
+            kind = _unwrap(kind.model_fields[part].annotation)
+        elif get_origin(kind) is dict:
+            text, kind = text + f"[{part!r}]", _unwrap(get_args(kind)[1])
+        elif get_origin(kind) is list:
+            text, kind = text + f"[{part}]", _unwrap(get_args(kind)[0])
+        else:
+            text += f".{part}"
+    return text
 
 
-def write_results(run_dir: Path, result: EvalResult) -> None:
+def _problem(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "missing":
+        parent = _location(loc[:-1])
+        return f"{parent + ': ' if parent else ''}missing field {loc[-1]!r}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    where = _location(loc)
+    return f"{where}: {message}" if where else message
+
+
+def results_from(data: Any, where: str = EVAL_JSON) -> EvalResults:
+    """Validate eval.json's content; errors name the entry and field."""
+    try:
+        return EvalResults.model_validate(data)
+    except ValidationError as err:
+        raise EvalFileError("; ".join(f"{where}: {_problem(e)}" for e in err.errors())) from None
+
+
+def load_results(run_dir: Path) -> EvalResults | None:
+    """The run's evaluation, or None when it has not been evaluated (no eval.json)."""
+    path = Path(run_dir) / EVAL_JSON
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+    except ValueError as err:  # json.JSONDecodeError names neither the file nor the record
+        raise EvalFileError(f"{path}: not valid JSON: {err}") from None
+    return results_from(data, str(path))
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+
+def responses_path(run_dir: Path, round_index: int, task: str) -> Path:
+    return round_dir(Path(run_dir) / RESPONSES_DIR, round_index) / f"{task}.jsonl"
+
+
+def write_responses(run_dir: Path, round_index: int, task: str, rows: Sequence[dict[str, Any]]) -> None:
+    write_jsonl(responses_path(run_dir, round_index, task), rows)
+
+
+def write_results(run_dir: Path, results: EvalResults) -> None:
     """``eval.json`` and ``eval.csv``, each written atomically."""
-    write_json(Path(run_dir) / EVAL_JSON, result.to_json())
+    write_json(Path(run_dir) / EVAL_JSON, results.model_dump(mode="json"))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS} for row in result.scores)
+    for entry in results.scores:
+        row = entry.model_dump()
+        writer.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS})
     atomic_write_text(Path(run_dir) / EVAL_CSV, buffer.getvalue())
-
-
-# ------------------------------------------------------------------------------------------------ table
-
-
-def format_interval(entry: dict[str, Any]) -> str:
-    """``0.42 [0.33, 0.51]``, or ``-`` when nothing was scored."""
-    if entry.get("score") is None:
-        return "-"
-    return f"{entry['score']:.2f} [{entry['low']:.2f}, {entry['high']:.2f}]"
-
-
-def eval_table_rows(result: EvalResult) -> list[dict[str, str]]:
-    """Per round: one row per member (a column per task), then "best member" and "pool mean" rows."""
-    table = []
-    for r in result.rounds:
-        for member in result.members:
-            cells = {task: format_interval(result.score(member, r, task)) for task in result.tasks}
-            table.append({"round": str(r), "member": member, **cells})
-        best = {}
-        for task in result.tasks:
-            entry = result.best[str(r)][task]
-            best[task] = f"{entry['member']} {format_interval(entry)}" if entry["member"] else "-"
-        table.append({"round": str(r), "member": "best member", **best})
-        pooled = {task: format_interval(result.mean[str(r)][task]) for task in result.tasks}
-        table.append({"round": str(r), "member": "pool mean", **pooled})
-    return table

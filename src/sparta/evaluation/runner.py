@@ -8,7 +8,7 @@ as extra members that never receive round adapters, so every round is judged by 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +16,11 @@ from sparta.backends.base import Progress
 from sparta.config import ConfigError, MemberConfig, SamplingConfig, SpartaConfig, load_config
 from sparta.errors import SpartaError
 from sparta.evaluation.cache import ResultCache, fingerprint
-from sparta.evaluation.results import Cell, EvalResult, summarise, write_responses, write_results
+from sparta.evaluation.results import EvalResults, write_responses, write_results
 from sparta.evaluation.rounds import INITIAL, adapter_dir, adapter_round, resolve_rounds
 from sparta.evaluation.scoring import EVAL_SCORERS, ItemScore, ItemScorer
 from sparta.evaluation.specs import EvalTask, EvalTaskSpec, combat_texts, parse_specs, resolve_task, run_task_spec
+from sparta.evaluation.summary import Cell, summarise, unscored
 from sparta.pipeline.progress import Reporter, SilentReporter
 from sparta.pipeline.state import RunState
 from sparta.records import Instruction, Response
@@ -35,6 +36,16 @@ JUDGE_PREFIX = "eval-judge"
 
 class EvalError(SpartaError, RuntimeError):
     """A run directory that cannot be evaluated as asked."""
+
+
+@dataclass
+class EvalRun:
+    """What one evaluation produced: ``eval.json``'s content, the cells computed now (the others came from the
+    cache) and the items that could not be scored."""
+
+    results: EvalResults
+    computed: list[Cell] = field(default_factory=list)
+    failures: int = 0
 
 
 # ------------------------------------------------------------------------------------------------ the pool
@@ -222,7 +233,7 @@ def evaluate_run(
     reporter: Reporter | None = None,
     *,
     max_new_tokens: int | None = None,
-) -> EvalResult:
+) -> EvalRun:
     """Evaluate every member at ``rounds`` (default: 0 and the last completed) on held-out items of ``tasks``.
 
     ``tasks`` are specs like ``{"task": name, "options": {...}, "limit": n, "scorer": "answer"|"judge",
@@ -244,11 +255,11 @@ def evaluate_run(
             rows.update({(r, task.name, m): cell for m, cell in done.rows.items()})
             flat = [{"member": m, **row} for m, cell in done.rows.items() for row in cell]
             write_responses(run_dir, r, task.name, flat)
-    result = summarise(rows, plan.rounds, [t.name for t in plan.tasks], evaluator.members, config.run.seed)
-    result.computed = computed
+    results = summarise(rows, plan.rounds, [t.name for t in plan.tasks], evaluator.members, config.run.seed)
+    result = EvalRun(results, computed, unscored(rows))
     if result.failures:
         reporter.log(f"{result.failures} judgments could not be read and were left out of the scores")
-    write_results(run_dir, result)
+    write_results(run_dir, results)
     return result
 
 

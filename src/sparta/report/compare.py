@@ -7,16 +7,27 @@ from pathlib import Path
 from typing import Any
 
 from sparta.config import load_config
+from sparta.evaluation.results import Estimate, EvalResults, load_results
 from sparta.report.leaderboard import round_summaries
-from sparta.rundir import RunDirectoryError, read_json
+from sparta.rundir import RunDirectoryError
 
 
-def _interval(entry: dict[str, Any] | None) -> str:
-    if not entry or entry.get("score") is None:
+def _interval(entry: Estimate | None) -> str:
+    if entry is None or entry.score is None:
         return "-"
-    low, high = entry.get("low"), entry.get("high")
-    ci = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
-    return f"{entry['score']:.3f}{ci}"
+    ci = f" [{entry.low:.2f}, {entry.high:.2f}]" if entry.low is not None and entry.high is not None else ""
+    return f"{entry.score:.3f}{ci}"
+
+
+def _eval_cells(results: EvalResults) -> dict[str, str]:
+    """Pool mean and best member at the first and last evaluated round, per task."""
+    cells = {}
+    first, last = min(results.rounds), max(results.rounds)
+    for task in results.tasks:
+        for label, round_index in (("initial", first), ("final", last)):
+            for kind, table in (("mean", results.mean), ("best", results.best)):
+                cells[f"{task} {kind} {label}"] = _interval(table.get(round_index, {}).get(task))
+    return cells
 
 
 def compare_rows(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -41,17 +52,11 @@ def compare_rows(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], list[s
             "pairs kept": sum(r["pairs"] for r in rounds),
             "judge failures": f"{sum(r['judge_failures'] for r in rounds) / judged:.1%}" if judged else "-",
         }
-        eval_path = run_dir / "eval.json"
-        if eval_path.exists():
-            ev = read_json(eval_path)
-            first, last = str(min(ev["rounds"])), str(max(ev["rounds"]))
-            for task in ev["tasks"]:
-                for label, r in (("initial", first), ("final", last)):
-                    for kind in ("mean", "best"):
-                        col = f"{task} {kind} {label}"
-                        row[col] = _interval(ev.get(kind, {}).get(r, {}).get(task))
-                        if col not in eval_columns:
-                            eval_columns.append(col)
+        results = load_results(run_dir)
+        if results is not None and results.rounds:
+            cells = _eval_cells(results)
+            row.update(cells)
+            eval_columns += [column for column in cells if column not in eval_columns]
         rows.append(row)
     base = ["run", "members", "rounds", "judge", "aggregation", "alpha", "trains", "pairs kept", "judge failures"]
     return rows, base + eval_columns

@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from sparta.config import load_config
-from sparta.report import analysis, plots
+from sparta.evaluation.results import BestScore, Estimate, EvalResults, load_results
+from sparta.report import plots
 from sparta.report.console import format_cell
+from sparta.report.diversity import diversity_per_round
+from sparta.report.files import ReportError
+from sparta.report.judging import JudgeAgreement, JudgeFailures, judge_agreement, judge_failures
 from sparta.report.leaderboard import round_summaries, run_leaderboard
+from sparta.report.pair_examples import PairExample, preference_examples
+from sparta.report.ratings import RatingHistory, rating_history
+from sparta.report.wins import WinMatrix, win_matrix
 
 DISPLAY_CHARS = 700
 """Pair texts are cut to this many characters on the page (never in the run's files)."""
@@ -108,7 +115,7 @@ class Section:
     body: str
 
 
-def header(run_dir: Path, history: analysis.RatingHistory) -> str:
+def header(run_dir: Path, history: RatingHistory) -> str:
     config = load_config(run_dir / "config.yaml")
     t = config.tournament
     rows = [
@@ -150,7 +157,7 @@ def leaderboard_section(run_dir: Path) -> Section:
     return Section("leaderboard", "Leaderboard", body)
 
 
-def ratings_section(history: analysis.RatingHistory, png: bytes) -> Section:
+def ratings_section(history: RatingHistory, png: bytes) -> Section:
     headers = ["member"] + [f"round {r}" for r in history.rounds]
     rows = [[m, *values] for m, values in history.ratings.items()]
     body = (
@@ -161,7 +168,7 @@ def ratings_section(history: analysis.RatingHistory, png: bytes) -> Section:
     return Section("ratings", "Reputation per round", body)
 
 
-def eval_section(scores: analysis.EvalScores | None, png: bytes | None) -> Section:
+def eval_section(scores: EvalResults | None, png: bytes | None) -> Section:
     if scores is None or png is None:
         body = note("No evaluation yet: run <code>sparta eval RUN_DIR</code>, then make the report again.")
         return Section("eval", "Evaluation", body)
@@ -172,23 +179,28 @@ def eval_section(scores: analysis.EvalScores | None, png: bytes | None) -> Secti
             if series:
                 first, last = series[0], series[-1]
                 rows.append((task, member, first.round, first.score, last.round, last.score, last.score - first.score))
-        for name, cells in (("pool mean", scores.pool_mean.get(task)), ("best member", scores.best.get(task))):
-            if cells:
-                first, last = cells[min(cells)], cells[max(cells)]
-                who = "" if name == "pool mean" else f" ({esc(first.member)}, then {esc(last.member)})"
-                change = last.score - first.score
-                rows.append(
-                    (task, Html(f"<b>{name}</b>{who}"), first.round, first.score, last.round, last.score, change)
-                )
+        rows += _summary_rows(task, "pool mean", scores.pool_mean(task))
+        rows += _summary_rows(task, "best member", scores.best_member(task))
     body = (
         img("eval", png, "evaluation score per round per member and the pool mean")
         + note(
-            "Bands: the intervals written in eval.json. The dashed line is the pool's mean (eval.json's own, or "
-            "else the mean of the pool members' scores); the best member is the best of each round."
+            "Bands: the intervals written in eval.json. The dashed line is the pool mean (per item the mean over "
+            "the members, then the mean over items); the best member is the best of each round."
         )
         + table(["task", "member", "first round", "score", "last round", "score", "change"], rows)
     )
     return Section("eval", "Evaluation", body)
+
+
+def _summary_rows(task: str, name: str, cells: dict[int, Estimate]) -> list[tuple[Any, ...]]:
+    """The first and last evaluated round of the pool mean or of the best member (who may change)."""
+    if not cells:
+        return []
+    first, last = cells[min(cells)], cells[max(cells)]
+    who = f" ({esc(first.member)}, then {esc(last.member)})" if isinstance(first, BestScore) else ""
+    return [
+        (task, Html(f"<b>{name}</b>{who}"), min(cells), first.score, max(cells), last.score, last.score - first.score)
+    ]
 
 
 def diversity_section(per_round: Sequence[tuple[int, dict[str, Any]]]) -> Section:
@@ -225,7 +237,7 @@ def diversity_section(per_round: Sequence[tuple[int, dict[str, Any]]]) -> Sectio
     return Section("diversity", "Diversity", body)
 
 
-def wins_section(matrix: analysis.WinMatrix, png: bytes) -> Section:
+def wins_section(matrix: WinMatrix, png: bytes) -> Section:
     total = sum(sum(row) for row in matrix.games) // 2
     body = img("win_matrix", png, "win matrix: share of matches won by row against column") + note(
         f"All {total} rated matches of all rated rounds. Each cell: the share the row member won against the "
@@ -234,9 +246,7 @@ def wins_section(matrix: analysis.WinMatrix, png: bytes) -> Section:
     return Section("wins", "Win matrix", body)
 
 
-def judges_section(
-    agreement: Sequence[analysis.JudgeAgreement], failures: Sequence[analysis.JudgeFailures], png: bytes
-) -> Section:
+def judges_section(agreement: Sequence[JudgeAgreement], failures: Sequence[JudgeFailures], png: bytes) -> Section:
     rows = [(a.judge, a.matches, a.agreement, a.ties, a.scores, a.mad) for a in agreement]
     failure_rows = [
         (
@@ -268,7 +278,7 @@ def judges_section(
     return Section("judges", "Judges", body)
 
 
-def pairs_section(examples: Sequence[analysis.PairExample]) -> Section:
+def pairs_section(examples: Sequence[PairExample]) -> Section:
     if not examples:
         return Section("pairs", "Preference pairs", note("No preference pair was kept in any rated round."))
     cards = []
@@ -343,26 +353,26 @@ def page(title: str, head: str, sections: Sequence[Section]) -> str:
 def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     """The page's HTML and the PNGs it embeds, by file name."""
     run_dir = Path(run_dir)
-    history = analysis.rating_history(run_dir)
-    matrix = analysis.win_matrix(run_dir)
-    agreement = analysis.judge_agreement(run_dir)
-    failures = analysis.judge_failures(run_dir, FAILURE_EXAMPLES)
-    scores = analysis.eval_scores(run_dir)
+    history = rating_history(run_dir)
+    matrix = win_matrix(run_dir)
+    agreement = judge_agreement(run_dir)
+    failures = judge_failures(run_dir, FAILURE_EXAMPLES)
+    scores = load_results(run_dir)
     pngs = {
         "ratings.png": plots.ratings_png(history),
         "win_matrix.png": plots.win_matrix_png(matrix),
         "judges.png": plots.judges_png(agreement, failures),
     }
-    if scores is not None and scores.points:
+    if scores is not None and any(s.score is not None for s in scores.scores):
         pngs["eval.png"] = plots.eval_png(scores)
     sections = [
         leaderboard_section(run_dir),
         ratings_section(history, pngs["ratings.png"]),
         eval_section(scores, pngs.get("eval.png")),
-        diversity_section(analysis.diversity_per_round(run_dir)),
+        diversity_section(diversity_per_round(run_dir)),
         wins_section(matrix, pngs["win_matrix.png"]),
         judges_section(agreement, failures, pngs["judges.png"]),
-        pairs_section(analysis.preference_examples(run_dir, PAIR_EXAMPLES)),
+        pairs_section(preference_examples(run_dir, PAIR_EXAMPLES)),
         rounds_section(run_dir),
     ]
     title = f"SPARTA report: {load_config(run_dir / 'config.yaml').run.name}"
@@ -387,7 +397,7 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     for name in ("state.json", "config.yaml"):
         if not (run_dir / name).is_file():
-            raise analysis.ReportError(f"{run_dir} is not a run directory: {name} is missing")
+            raise ReportError(f"{run_dir} is not a run directory: {name} is missing")
     text, pngs = build_report(run_dir)
     for name in PLOT_FILES:
         path = run_dir / name

@@ -13,7 +13,10 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sparta.report.analysis import EvalScores, JudgeAgreement, JudgeFailures, RatingHistory, WinMatrix
+from sparta.evaluation.results import EvalResults
+from sparta.report.judging import JudgeAgreement, JudgeFailures
+from sparta.report.ratings import RatingHistory
+from sparta.report.wins import WinMatrix
 
 DPI = 110
 
@@ -123,7 +126,7 @@ def judges_png(agreement: Sequence[JudgeAgreement], failures: Sequence[JudgeFail
     return _png(fig)
 
 
-def eval_png(scores: EvalScores) -> bytes:
+def eval_png(scores: EvalResults) -> bytes:
     """One panel per task: every member's score per round and the pool mean (bands: their intervals)."""
     tasks = scores.tasks
     cols = min(3, max(1, len(tasks)))
@@ -146,12 +149,14 @@ def eval_png(scores: EvalScores) -> bytes:
             handles.setdefault(member, line)
             if all(p.low is not None and p.high is not None for p in series):
                 ax.fill_between(x, [p.low for p in series], [p.high for p in series], color=colors[member], alpha=0.12)
-        mean = list(scores.pool_mean.get(task, {}).values())
+        mean = scores.pool_mean(task)
         if mean:
-            x = [p.round for p in mean]
-            (pool_line,) = ax.plot(x, [p.score for p in mean], color="black", linestyle="--", linewidth=2.2)
-            if all(p.low is not None and p.high is not None for p in mean):
-                ax.fill_between(x, [p.low for p in mean], [p.high for p in mean], color="black", alpha=0.08)
+            x = list(mean)
+            mean_points = list(mean.values())
+            (pool_line,) = ax.plot(x, [p.score for p in mean_points], color="black", linestyle="--", linewidth=2.2)
+            if all(p.low is not None and p.high is not None for p in mean_points):
+                low, high = [p.low for p in mean_points], [p.high for p in mean_points]
+                ax.fill_between(x, low, high, color="black", alpha=0.08)
         ax.set_xticks(scores.rounds)
         ax.set_title(label(task), fontsize=10)
         ax.set_xlabel("round")
