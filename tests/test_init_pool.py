@@ -21,6 +21,7 @@ from sparta.pool_init import InitPoolError, diversity_rows, init_pool, load_init
 from sparta.pool_init.config import BASE_MEMBER  # noqa: E402
 from sparta.pool_init.init_pool import ADAPTERS, DIVERSITY_JSON, SFT_JSON  # noqa: E402
 from sparta.pool_init.subsets import member_examples  # noqa: E402
+from sparta.rundir import SFT_EXAMPLES, read_jsonl  # noqa: E402
 from sparta.tasks import TaskDataError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,18 +134,68 @@ def test_pool_yaml_is_a_run_configuration_over_the_adapters(made):
     assert config.judge.type == "likelihood" and config.pool.sampling.max_new_tokens == 8
 
 
-def test_a_sparta_run_starts_from_the_initialised_pool(made, tmp_path):
-    from sparta.backends.hf.tribe import ADAPTERS as ROUND_ADAPTERS
+@pytest.fixture(scope="module")
+def pool_run(made, tmp_path_factory) -> Path:
+    """One SPARTA round from the initialised pool."""
     from sparta.pipeline.loop import run
-    from sparta.rundir import read_json
 
     _, result = made
-    config = load_config(result.pool_yaml, ["run.rounds=1", "run.instructions_per_round=4"])
-    run(config, tmp_path / "run")
-    state = read_json(tmp_path / "run" / "state.json")
+    out = tmp_path_factory.mktemp("pool-run") / "run"
+    run(load_config(result.pool_yaml, ["run.rounds=1", "run.instructions_per_round=4"]), out)
+    return out
+
+
+def test_a_sparta_run_starts_from_the_initialised_pool(pool_run):
+    from sparta.backends.hf.tribe import ADAPTERS as ROUND_ADAPTERS
+    from sparta.rundir import read_json
+
+    state = read_json(pool_run / "state.json")
     assert sorted(state["reputation"]["ratings"]) == ["arith", "echo", "yesno"]
-    round_adapters = tmp_path / "run" / "round_001" / ROUND_ADAPTERS
+    round_adapters = pool_run / "round_001" / ROUND_ADAPTERS
     assert sorted(p.name for p in round_adapters.iterdir()) == ["arith", "echo", "yesno"]
+
+
+def test_every_adapter_records_the_examples_it_was_fine_tuned_on(made):
+    config_path, result = made
+    config = load_init_config(config_path)
+    for member in config.members:
+        recorded = read_jsonl(result.adapters[member.name] / SFT_EXAMPLES)
+        expected = member_examples(member, config.seed)
+        assert recorded == [{"prompt": ex.prompt, "response": ex.response} for ex in expected]
+
+
+def test_evaluation_leaves_out_the_prompts_the_members_were_fine_tuned_on(made, pool_run, tmp_path):
+    """An evaluation item equal to a member's SFT prompt is held out neither by the combat split (the texts
+    combat could draw) nor by anything else but the record beside the member's initial adapter."""
+    from sparta.evaluation import evaluate_run
+    from sparta.evaluation.specs import EvalTaskSpec, combat_texts, heldout_items, seen_texts
+
+    config_path, result = made
+    init = load_init_config(config_path)
+    leaked = member_examples(next(m for m in init.members if m.name == "arith"), init.seed)[0]
+    items = [{"id": "leaked", "question": leaked.prompt, "answer": leaked.response}]
+    items += [{"id": f"fresh{k}", "question": f"What is {k} + 100?", "answer": str(k + 100)} for k in range(3)]
+    data = tmp_path / "probe.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in items))
+    options = {
+        "path": str(data),
+        "prompt_field": "question",
+        "answer_field": "answer",
+        "answer_type": "text",
+        "id_field": "id",
+    }
+    spec = {"task": "jsonl", "options": options, "name": "probe"}
+    config = load_config(pool_run / "config.yaml")
+
+    def ids(seen: set[str]) -> list[str]:
+        return [x.id for x in heldout_items(config, EvalTaskSpec(**spec), seen)]
+
+    assert ids(combat_texts(config)) == ["probe-leaked", "probe-fresh0", "probe-fresh1", "probe-fresh2"]
+    assert ids(seen_texts(config)) == ["probe-fresh0", "probe-fresh1", "probe-fresh2"]
+    evaluate_run(pool_run, [0], [spec], 10, None, max_new_tokens=2)
+    evaluated = read_jsonl(pool_run / "eval_responses" / "round_000" / "probe.jsonl")
+    assert {row["instruction_id"] for row in evaluated} == {"probe-fresh0", "probe-fresh1", "probe-fresh2"}
+    assert leaked.prompt not in {row["instruction"] for row in evaluated}
 
 
 def test_diversity_json_measures_members_and_the_base_on_held_out_prompts(made):
@@ -194,6 +245,18 @@ def test_resume_trains_only_the_missing_member(made, tmp_path):
     # the same seed and data train the same adapter again
     new, old = _weights(out / ADAPTERS / "yesno"), _weights(result.adapters["yesno"])
     assert new.keys() == old.keys() and all(torch.allclose(new[k], old[k], atol=1e-6) for k in new)
+
+
+def test_resume_records_the_examples_of_a_member_trained_without_the_record(made, tmp_path):
+    config_path, result = made
+    out = tmp_path / "out"
+    shutil.copytree(result.out, out)
+    (out / ADAPTERS / "echo" / SFT_EXAMPLES).unlink()
+    kept = (out / ADAPTERS / "echo" / ADAPTER_WEIGHTS).stat().st_mtime_ns
+    again = init_pool(config_path, out)
+    assert again.trained == [] and (out / ADAPTERS / "echo" / ADAPTER_WEIGHTS).stat().st_mtime_ns == kept
+    recorded = read_jsonl(out / ADAPTERS / "echo" / SFT_EXAMPLES)
+    assert recorded == read_jsonl(result.adapters["echo"] / SFT_EXAMPLES) and len(recorded) == 4
 
 
 def test_a_finished_member_with_other_settings_is_an_error(made, tmp_path):

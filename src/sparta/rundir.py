@@ -37,6 +37,9 @@ TRAINING = "training.json"
 ADAPTERS = "adapters"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+SFT_EXAMPLES = "sft_examples.jsonl"
+"""Beside an init-pool adapter: the (prompt, response) examples it was fine-tuned on, so evaluation can leave
+them out wherever the adapter goes."""
 
 
 class RunDirectoryError(SpartaError, RuntimeError):

@@ -19,7 +19,7 @@ from sparta.evaluation.cache import ResultCache, fingerprint
 from sparta.evaluation.results import EvalResults, write_responses, write_results
 from sparta.evaluation.rounds import INITIAL, adapter_dir, adapter_round, resolve_rounds
 from sparta.evaluation.scoring import EVAL_SCORERS, ItemScore, ItemScorer
-from sparta.evaluation.specs import EvalTask, EvalTaskSpec, combat_texts, parse_specs, resolve_task, run_task_spec
+from sparta.evaluation.specs import EvalTask, EvalTaskSpec, parse_specs, resolve_task, run_task_spec, seen_texts
 from sparta.evaluation.summary import Cell, summarise, unscored
 from sparta.pipeline.progress import Reporter, SilentReporter
 from sparta.pipeline.state import RunState
@@ -217,10 +217,10 @@ def _plan(
     specs = parse_specs(tasks) if tasks is not None else [run_task_spec(config)]
     if not specs:
         raise EvalError("no evaluation tasks given")
-    combat = combat_texts(config)
+    seen = seen_texts(config)
     return _Plan(
         resolve_rounds(state, rounds, run_dir),
-        [resolve_task(config, spec, limit, combat) for spec in specs],
+        [resolve_task(config, spec, limit, seen) for spec in specs],
         max_new_tokens or config.pool.sampling.max_new_tokens,
     )
 

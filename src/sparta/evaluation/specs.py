@@ -7,14 +7,17 @@ A spec names a registered task (``sparta.tasks``) and how to score it::
 
 Combat never sees the held-out share of the run's own instruction set, so when a spec is the run's data task
 (same name and options) only that share is used. Any other task was never seen in combat: all of it is held out,
-except items whose text is an instruction combat could draw (the same file under other options, a duplicate).
-``limit`` items are then chosen by a seeded hash of their ids, so the choice is stable when the task grows.
+except items whose text the pool saw: an instruction combat could draw (the same file under other options, a
+duplicate), or a prompt or response a member's initial adapter was fine-tuned on, as recorded beside the adapter
+(``sft_examples.jsonl``, written by ``sparta init-pool``). ``limit`` items are then chosen by a seeded hash of
+their ids, so the choice is stable when the task grows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +26,7 @@ from sparta.config import SpartaConfig
 from sparta.errors import SpartaError
 from sparta.evaluation.scoring import EVAL_SCORERS
 from sparta.records import Instruction
+from sparta.rundir import SFT_EXAMPLES, read_jsonl
 from sparta.seeding import derive_seed
 from sparta.tasks import load_task, split_holdout
 
@@ -105,13 +109,33 @@ def combat_texts(config: SpartaConfig) -> set[str]:
     return {x.text.strip() for x in train}
 
 
-def heldout_items(config: SpartaConfig, spec: EvalTaskSpec, combat: set[str] | None = None) -> list[Instruction]:
-    """Every item of the spec's task that combat cannot have drawn."""
+def fine_tuning_texts(config: SpartaConfig) -> set[str]:
+    """Every prompt and response the members' initial adapters record having been fine-tuned on.
+
+    Only local adapter directories are read; an adapter without ``sft_examples.jsonl`` records nothing.
+    """
+    texts: set[str] = set()
+    for member in config.pool.members:
+        record = Path(member.adapter).expanduser() / SFT_EXAMPLES if member.adapter else None
+        if record is not None and record.is_file():
+            for row in read_jsonl(record):
+                texts.update(str(row.get(key, "")).strip() for key in ("prompt", "response"))
+    texts.discard("")
+    return texts
+
+
+def seen_texts(config: SpartaConfig) -> set[str]:
+    """Every text the pool saw before or during the run: combat instructions and fine-tuning examples."""
+    return combat_texts(config) | fine_tuning_texts(config)
+
+
+def heldout_items(config: SpartaConfig, spec: EvalTaskSpec, seen: set[str] | None = None) -> list[Instruction]:
+    """Every item of the spec's task whose text the pool never saw (``seen_texts``)."""
     items = list(load_task(spec.task, spec.options))
     if _is_run_task(config, spec):
         _, items = split_holdout(items, config.data.holdout_fraction, config.run.seed)
-    combat = combat_texts(config) if combat is None else combat
-    return [x for x in items if x.text.strip() not in combat]
+    seen = seen_texts(config) if seen is None else seen
+    return [x for x in items if x.text.strip() not in seen]
 
 
 def choose(items: Sequence[Instruction], limit: int, seed: int, label: str) -> list[Instruction]:
@@ -123,14 +147,12 @@ def choose(items: Sequence[Instruction], limit: int, seed: int, label: str) -> l
     return [x for x in items if x.id in keep]
 
 
-def resolve_task(
-    config: SpartaConfig, spec: EvalTaskSpec, limit: int | None, combat: set[str] | None = None
-) -> EvalTask:
+def resolve_task(config: SpartaConfig, spec: EvalTaskSpec, limit: int | None, seen: set[str] | None = None) -> EvalTask:
     """The spec's held-out items, only those with a gold answer for ``scorer: answer``, capped by the limit.
 
     The spec's own ``limit`` wins over ``limit``, which wins over ``DEFAULT_LIMIT``.
     """
-    items = heldout_items(config, spec, combat)
+    items = heldout_items(config, spec, seen)
     needs_gold = EVAL_SCORERS.get(spec.scorer).needs_gold
     if needs_gold:
         items = [x for x in items if x.answer is not None and x.answer_type is not None]

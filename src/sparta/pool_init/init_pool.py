@@ -7,12 +7,15 @@ teaches something when the members differ. Here every member is a LoRA adapter o
     OUT/
       init-pool.yaml          the resolved init-pool configuration
       adapters/MEMBER/        PEFT adapter (adapter_config.json + adapter_model.safetensors) + sft.json
+                              + sft_examples.jsonl (the examples it was fine-tuned on)
       diversity.json          measures of sparta.pool_init.diversity, with every greedy response
       pool.yaml               a run configuration: ``sparta run OUT/pool.yaml --out RUN``
 
 Resumable per member: an adapter is trained in a temporary sibling directory and renamed into place with its
-``sft.json`` (settings fingerprint + metrics) already inside, so a member whose directory exists is finished and
-is loaded, not retrained. A finished member whose settings have changed is an error, never silently reused.
+``sft.json`` (settings fingerprint + metrics) and ``sft_examples.jsonl`` already inside, so a member whose
+directory exists is finished and is loaded, not retrained. A finished member whose settings have changed is an
+error, never silently reused. ``sft_examples.jsonl`` travels with the adapter so that ``sparta eval`` leaves the
+member's training prompts out of its held-out items wherever the adapter is used.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from sparta.pool_init.config import BASE_MEMBER, InitPoolConfig, load_init_confi
 from sparta.pool_init.diversity import measure_diversity
 from sparta.pool_init.subsets import Example, member_examples
 from sparta.records import Instruction
-from sparta.rundir import ADAPTERS, atomic_write_text, read_json, write_json
+from sparta.rundir import ADAPTERS, SFT_EXAMPLES, atomic_write_text, read_json, write_json, write_jsonl
 from sparta.seeding import derive_seed
 
 POOL_YAML = "pool.yaml"
@@ -123,6 +126,11 @@ def finished(out: Path, config: InitPoolConfig, name: str) -> bool:
     return True
 
 
+def record_examples(directory: Path, examples: list[Example]) -> None:
+    """The member's SFT set beside its adapter (every example given to SFT, those skipped for length included)."""
+    write_jsonl(directory / SFT_EXAMPLES, [{"prompt": ex.prompt, "response": ex.response} for ex in examples])
+
+
 def _clear_stale(adapters: Path) -> None:
     """Temporary training directories left by a killed process."""
     for stale in adapters.glob(".*.training-*"):
@@ -162,6 +170,7 @@ def _train_member(
         with reporter.stage(f"SFT {name} ({len(examples)} examples)", _steps(len(examples), config)) as advance:
             metrics = train_sft(pool, name, examples, config.sft, seed, advance)
         pool.save_adapter(name, work)
+        record_examples(work, examples)
         write_json(work / SFT_JSON, {"fingerprint": _fingerprint(config, name), "metrics": metrics})
         target = adapters / name
         if target.exists():  # an incomplete directory (no sft.json) from a hand-made copy
@@ -249,6 +258,8 @@ def init_pool(
     done = {m.name for m in config.members if finished(out, config, m.name)}
     for name in sorted(done):
         reporter.log(f"{name}: adapter already trained, loading {adapters / name}")
+        if not (adapters / name / SFT_EXAMPLES).is_file():  # trained before adapters carried their examples
+            record_examples(adapters / name, examples[name])
     pool = _training_pool(config, run, done)
 
     sft: dict[str, dict[str, Any]] = {}
