@@ -1,5 +1,6 @@
 """The command line on a configs/tiny.yaml run: run, eval, report, compare, and clear errors."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ def test_eval_report_compare(tiny_run):
     result = runner.invoke(app, ["eval", str(tiny_run), "--limit", "4", "--max-new-tokens", "6"])
     assert result.exit_code == 0, result.output
     assert "pool mean" in result.output and "best member" in result.output
+    assert "Change on the same items" in result.output and "0 -> 1" in result.output
     ev = read_json(tiny_run / "eval.json")
     assert ev["rounds"] == [0, 1] and {s["member"] for s in ev["scores"]} == {"terse", "careful", "playful"}
     result = runner.invoke(app, ["report", str(tiny_run)])
@@ -61,6 +63,9 @@ def test_eval_report_compare(tiny_run):
 
     rows, columns = compare_rows([tiny_run])
     assert "procedural mean final" in columns and rows[0]["procedural mean final"] != "-"
+    assert re.fullmatch(r"[+-]\d\.\d\d \[[+-]\d\.\d\d, [+-]\d\.\d\d\]", rows[0]["procedural mean change"])
+    assert " p=" in rows[0]["procedural best change"]  # gold answers: McNemar's test
+    assert "McNemar p" in html
     assert rows[0]["pairs kept"] == len((tiny_run / "round_001" / "pairs.jsonl").read_text().splitlines())
 
 

@@ -70,7 +70,7 @@ def evaluated(tiny_run) -> tuple[Path, dict]:
 
 def test_eval_json_has_the_report_format(evaluated):
     run_dir, data = evaluated
-    assert list(data) == ["rounds", "tasks", "scores", "best", "mean"]
+    assert list(data) == ["rounds", "tasks", "scores", "best", "mean", "paired"]
     assert data["rounds"] == [0, 1] and data["tasks"] == ["procedural"]
     assert [(s["round"], s["member"]) for s in data["scores"]] == [(r, m) for r in (0, 1) for m in MEMBERS]
     for s in data["scores"]:
@@ -93,6 +93,38 @@ def test_eval_json_has_the_report_format(evaluated):
         assert [row["member"] for row in rows] == [m for m in MEMBERS for _ in range(LIMIT)]
         assert all(row["score"] in (0.0, 1.0) and row["gold"] is not None for row in rows)
         assert all(1 <= row["meta"]["new_tokens"] <= TOKENS for row in rows)
+
+
+def test_round_1_is_paired_with_round_0_on_the_same_items(evaluated):
+    run_dir, data = evaluated
+    assert list(data["paired"]) == ["1"]
+    change = data["paired"]["1"]["procedural"]
+    assert change["baseline"] == 0 and list(change["members"]) == MEMBERS
+    before = read_jsonl(run_dir / "eval_responses/round_000/procedural.jsonl")
+    after = read_jsonl(run_dir / "eval_responses/round_001/procedural.jsonl")
+    for member in MEMBERS:
+        old = {r["instruction_id"]: r["score"] for r in before if r["member"] == member}
+        new = {r["instruction_id"]: r["score"] for r in after if r["member"] == member}
+        assert old.keys() == new.keys() and len(old) == LIMIT  # the same items in both rounds
+        entry = change["members"][member]
+        assert entry["n"] == LIMIT
+        assert entry["diff"] == pytest.approx(sum(new[i] - old[i] for i in old) / LIMIT)
+        assert entry["gained"] == sum(old[i] == 0.0 and new[i] == 1.0 for i in old)
+        assert entry["lost"] == sum(old[i] == 1.0 and new[i] == 0.0 for i in old)
+        assert 0.0 < entry["p_value"] <= 1.0 and entry["low"] <= entry["diff"] <= entry["high"]
+    means = data["mean"]
+    assert change["mean"]["diff"] == pytest.approx(
+        means["1"]["procedural"]["score"] - means["0"]["procedural"]["score"]
+    )
+    assert change["mean"]["p_value"] is None
+    best = change["best"]
+    assert (best["baseline_member"], best["member"]) == (
+        data["best"]["0"]["procedural"]["member"],
+        data["best"]["1"]["procedural"]["member"],
+    )
+    assert best["diff"] == pytest.approx(
+        data["best"]["1"]["procedural"]["score"] - data["best"]["0"]["procedural"]["score"]
+    )
 
 
 def test_evaluation_uses_only_held_out_items(evaluated):

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from sparta.config import config_from_dict, dump_config
-from sparta.evaluation.results import BestScore, Estimate, EvalFileError, results_from
+from sparta.evaluation.results import BestScore, Estimate, EvalFileError, results_from, write_results
+from sparta.evaluation.summary import summarise
 from sparta.experiments.simulation import simulate, simulation_config
 from sparta.pipeline.state import STAGES, RunState
 from sparta.report import judging, pair_examples, ratings, wins
@@ -326,6 +327,32 @@ def test_report_of_a_simulated_run_with_and_without_evaluation(tmp_path):
     (tmp_path / "eval.json").unlink()
     write_report(tmp_path)
     assert not (tmp_path / "eval.png").exists(), "a plot of an evaluation that is gone must not stay behind"
+
+
+def test_report_shows_the_paired_change_and_mcnemar(tmp_path):
+    run = hand_made_run(tmp_path)
+    items = {
+        (0, "A"): [1.0, 0.0, 0.0, 0.0],
+        (0, "B"): [0.0, 0.0, 1.0, 1.0],
+        (0, "C"): [1.0, 1.0, 0.0, 0.0],
+        (2, "A"): [1.0, 1.0, 1.0, 1.0],  # +3 gained, 0 lost: p = 2 / 8
+        (2, "B"): [0.0, 0.0, 1.0, 0.0],
+        (2, "C"): [1.0, 1.0, 0.0, 0.0],
+    }
+    rows = {
+        (r, "t", m): [{"instruction_id": f"i{k}", "score": x} for k, x in enumerate(values)]
+        for (r, m), values in items.items()
+    }
+    write_results(run, summarise(rows, [0, 2], ["t"], MEMBERS, seed=0, binary={"t"}))
+    text = write_report(run).read_text(encoding="utf-8")
+    assert "<th>95% paired CI</th><th>McNemar p</th>" in text
+    assert "0.25 (+3/-0)" in text and "1 (+0/-1)" in text and "predates paired statistics" not in text
+    # an eval.json written before paired statistics: the change of the means, and a hint
+    data = json.loads((run / "eval.json").read_text())
+    del data["paired"]
+    (run / "eval.json").write_text(json.dumps(data))
+    text = write_report(run).read_text(encoding="utf-8")
+    assert "predates paired statistics" in text and "(+3/-0)" not in text
 
 
 def test_report_of_a_run_with_no_rated_round(tmp_path):

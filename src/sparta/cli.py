@@ -169,12 +169,21 @@ def evaluate(
     """Evaluate every member at the chosen rounds on held-out items; writes eval.json and eval.csv."""
     import yaml
 
-    from sparta.evaluation import eval_table_rows, evaluate_run
+    from sparta.evaluation import eval_table_rows, evaluate_run, paired_table_rows
 
     specs = yaml.safe_load(tasks.read_text()) if tasks else None
     round_list = [int(x) for x in rounds.split(",")] if rounds else None
     result = evaluate_run(run_dir, round_list, specs, limit, RichReporter(), max_new_tokens=max_new_tokens)
     console.print(rows_table(eval_table_rows(result.results), "Evaluation: score [95% bootstrap CI] on held-out items"))
+    paired = paired_table_rows(result.results)
+    if paired:
+        console.print(
+            rows_table(
+                paired,
+                "Change on the same items: difference [95% paired bootstrap CI], McNemar exact p (+gained/-lost) "
+                "for 0/1 scores",
+            )
+        )
     console.print(f"written: {run_dir / 'eval.json'}, {run_dir / 'eval.csv'}")
 
 
@@ -190,7 +199,11 @@ def compare(
     if markdown:
         print(markdown_table(rows, columns))
         return
-    console.print(rows_table(rows, "Runs compared (evaluation: score [95% CI]; run `sparta eval` to fill it)", columns))
+    title = (
+        "Runs compared (evaluation: score [95% CI]; change: final minus initial on the same items [95% paired CI], "
+        "McNemar p for 0/1 scores; run `sparta eval` to fill it)"
+    )
+    console.print(rows_table(rows, title, columns))
 
 
 @app.command()

@@ -15,7 +15,7 @@ from sparta.evaluation.rounds import RoundError
 from sparta.evaluation.runner import EvalError, EvalRun, evaluate_run
 from sparta.evaluation.scoring import EVAL_SCORERS
 from sparta.evaluation.specs import DEFAULT_LIMIT, EvalSpecError, EvalTaskSpec
-from sparta.evaluation.table import eval_table_rows, format_interval
+from sparta.evaluation.table import eval_table_rows, format_change, format_interval, paired_table_rows
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -31,6 +31,8 @@ __all__ = [
     "bootstrap_mean",
     "eval_table_rows",
     "evaluate_run",
+    "format_change",
     "format_interval",
     "load_results",
+    "paired_table_rows",
 ]

@@ -6,11 +6,19 @@
      "scores": [{"score": 0.4, "low": 0.3, "high": 0.5, "n": 80, "member": "a", "round": 0, "task": "procedural"},
                 ...],
      "best": {"0": {"procedural": {"score": 0.4, "low": 0.3, "high": 0.5, "n": 80, "member": "a"}}, ...},
-     "mean": {"0": {"procedural": {"score": 0.35, "low": 0.28, "high": 0.42, "n": 80}}, ...}}
+     "mean": {"0": {"procedural": {"score": 0.35, "low": 0.28, "high": 0.42, "n": 80}}, ...},
+     "paired": {"2": {"procedural": {
+         "baseline": 0,
+         "members": {"a": {"diff": 0.05, "low": -0.02, "high": 0.12, "n": 80, "gained": 6, "lost": 2,
+                           "p_value": 0.289}, ...},
+         "mean": {"diff": 0.03, "low": -0.01, "high": 0.07, "n": 80, ...},
+         "best": {"diff": 0.01, ..., "member": "b", "baseline_member": "a"}}}}}
 
-``best`` and ``mean`` are keyed by round (as a string, JSON keys being strings) then task. ``mean`` is the pool
-mean as ``sparta.evaluation.summary.pool_item_means`` defines it, the one definition every reader shows. ``n``
-counts scored items (a judgment that could not be read is left out). ``eval.csv`` holds the ``scores`` rows.
+``best``, ``mean`` and ``paired`` are keyed by round (as a string, JSON keys being strings) then task. ``mean`` is
+the pool mean as ``sparta.evaluation.summary.pool_item_means`` defines it, the one definition every reader shows.
+``n`` counts scored items (a judgment that could not be read is left out). ``paired`` compares every later round
+with the first evaluated one on the same items (``sparta.evaluation.paired``). ``eval.csv`` holds the ``scores``
+rows.
 
 The report and ``sparta compare`` read the file through :func:`load_results` only, so a damaged file is named by
 entry and field (``eval.json: scores[3].score: expected a finite number, got 'high'``).
@@ -104,6 +112,40 @@ class BestScore(Estimate):
     member: Text | None = None
 
 
+class PairedChange(BaseModel):
+    """A round minus the baseline round on the items scored in both (``sparta.evaluation.paired``): the mean
+    difference ``diff`` with its paired bootstrap interval; for 0/1 scores also the items ``gained`` (0 -> 1) and
+    ``lost`` (1 -> 0) and McNemar's exact two-sided ``p_value``. All None when no item was scored in both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    diff: Number | None
+    low: Number | None = None
+    high: Number | None = None
+    n: Count
+    gained: Count | None = None
+    lost: Count | None = None
+    p_value: Number | None = None
+
+
+class BestChange(PairedChange):
+    """The best member of the round against the best member of the baseline round (who may differ)."""
+
+    member: Text | None = None
+    baseline_member: Text | None = None
+
+
+class TaskChanges(BaseModel):
+    """One task at one round, paired with the same task at the ``baseline`` round."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    baseline: Round
+    members: dict[str, PairedChange]
+    mean: PairedChange
+    best: BestChange
+
+
 class EvalResults(BaseModel):
     """Everything ``eval.json`` holds."""
 
@@ -114,6 +156,7 @@ class EvalResults(BaseModel):
     scores: list[MemberScore]
     best: dict[Round, dict[str, BestScore]] = {}
     mean: dict[Round, dict[str, Estimate]] = {}
+    paired: dict[Round, dict[str, TaskChanges]] = {}
 
     @model_validator(mode="after")
     def _cells_are_listed(self) -> EvalResults:
@@ -141,6 +184,11 @@ class EvalResults(BaseModel):
         return {
             r: cells[task] for r, cells in sorted(self.mean.items()) if task in cells and cells[task].score is not None
         }
+
+    def change(self, round_index: int, task: str) -> TaskChanges | None:
+        """``task`` at ``round_index`` paired with the baseline round; None for the baseline round itself, or in a
+        file written before eval.json had paired statistics."""
+        return self.paired.get(round_index, {}).get(task)
 
     def best_member(self, task: str) -> dict[int, BestScore]:
         """``best`` of ``task`` by round, rounds with no score left out."""

@@ -255,7 +255,9 @@ def evaluate_run(
             rows.update({(r, task.name, m): cell for m, cell in done.rows.items()})
             flat = [{"member": m, **row} for m, cell in done.rows.items() for row in cell]
             write_responses(run_dir, r, task.name, flat)
-    results = summarise(rows, plan.rounds, [t.name for t in plan.tasks], evaluator.members, config.run.seed)
+    binary = {t.name for t in plan.tasks if EVAL_SCORERS.get(t.spec.scorer).binary}
+    names = [t.name for t in plan.tasks]
+    results = summarise(rows, plan.rounds, names, evaluator.members, config.run.seed, binary)
     result = EvalRun(results, computed, unscored(rows))
     if result.failures:
         reporter.log(f"{result.failures} judgments could not be read and were left out of the scores")

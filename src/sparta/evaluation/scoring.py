@@ -40,11 +40,15 @@ class ItemScorer(Protocol):
 
 @dataclass(frozen=True)
 class ScorerKind:
-    """A scorer and what it needs: gold answers, a judge model; ``build(pool, judge config, judge member)``."""
+    """A scorer and what it needs: gold answers, a judge model; ``build(pool, judge config, judge member)``.
+
+    ``binary``: every score is 0 or 1, so two rounds are also compared with McNemar's exact test.
+    """
 
     build: Callable[[ModelPool, JudgeConfig, str | None], ItemScorer]
     needs_gold: bool
     needs_judge: bool
+    binary: bool = False
 
 
 EVAL_SCORERS: Registry[ScorerKind] = Registry("evaluation scorer")
@@ -63,7 +67,9 @@ class AnswerScorer:
         return scores
 
 
-EVAL_SCORERS.register("answer")(ScorerKind(lambda pool, judge, member: AnswerScorer(), True, False))
+EVAL_SCORERS.register("answer")(
+    ScorerKind(lambda pool, judge, member: AnswerScorer(), needs_gold=True, needs_judge=False, binary=True)
+)
 
 
 def with_reference(item: Instruction) -> Instruction:

@@ -1,5 +1,5 @@
 """From per-item rows to :class:`EvalResults`: each cell's mean with its bootstrap interval, the best member, the
-pool mean.
+pool mean, and every later round paired with the first on the same items.
 
 The pool mean is defined here once (``pool_item_means``) and written into ``eval.json``; the report and
 ``sparta compare`` show that number, never one of their own.
@@ -7,11 +7,20 @@ The pool mean is defined here once (``pool_item_means``) and written into ``eval
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sparta.evaluation.bootstrap import bootstrap_mean
-from sparta.evaluation.results import BestScore, Estimate, EvalResults, MemberScore
+from sparta.evaluation.paired import discordant, mcnemar_exact, paired_difference, paired_scores
+from sparta.evaluation.results import (
+    BestChange,
+    BestScore,
+    Estimate,
+    EvalResults,
+    MemberScore,
+    PairedChange,
+    TaskChanges,
+)
 from sparta.seeding import derive_seed
 
 Cell = tuple[int, str, str]
@@ -51,8 +60,10 @@ def summarise(
     tasks: Sequence[str],
     members: Sequence[str],
     seed: int,
+    binary: Collection[str] = (),
 ) -> EvalResults:
-    """Means and intervals of every (round, task, member) cell in ``rows``; bootstraps seeded by cell."""
+    """Means and intervals of every (round, task, member) cell in ``rows``, and the paired changes from the first
+    round; bootstraps seeded by cell. ``binary`` names the tasks scored 0 or 1 (McNemar's test applies)."""
     scores: list[MemberScore] = []
     best: dict[int, dict[str, BestScore]] = {}
     mean: dict[int, dict[str, Estimate]] = {}
@@ -70,7 +81,57 @@ def summarise(
             items = pool_item_means([scored_items(rows[(round_index, task, m)]) for m in members])
             pooled = bootstrap_mean(list(items.values()), derive_seed(seed, "eval-bootstrap", round_index, task))
             mean.setdefault(round_index, {})[task] = Estimate(**pooled.to_dict())
-    return EvalResults(rounds=list(rounds), tasks=list(tasks), scores=scores, best=best, mean=mean)
+    baseline = min(rounds, default=0)
+    paired = {
+        round_index: {
+            task: task_changes(rows, best, (baseline, round_index), task, members, seed, task in binary)
+            for task in tasks
+        }
+        for round_index in rounds
+        if round_index != baseline
+    }
+    return EvalResults(rounds=list(rounds), tasks=list(tasks), scores=scores, best=best, mean=mean, paired=paired)
+
+
+def paired_change(before: Mapping[str, float], after: Mapping[str, float], seed: int, binary: bool) -> dict[str, Any]:
+    """The fields of a :class:`PairedChange` from two rounds' item scores."""
+    old, new = paired_scores(before, after)
+    interval = paired_difference(old, new, seed)
+    fields: dict[str, Any] = {"diff": interval.score, "low": interval.low, "high": interval.high, "n": interval.n}
+    if binary and interval.n:
+        gained, lost = discordant(old, new)
+        fields.update(gained=gained, lost=lost, p_value=mcnemar_exact(gained, lost))
+    return fields
+
+
+def task_changes(
+    rows: Mapping[Cell, Sequence[dict[str, Any]]],
+    best: Mapping[int, Mapping[str, BestScore]],
+    rounds: tuple[int, int],
+    task: str,
+    members: Sequence[str],
+    seed: int,
+    binary: bool,
+) -> TaskChanges:
+    """Every member, the pool mean and the best member at ``rounds[1]`` against themselves at ``rounds[0]``."""
+    baseline, round_index = rounds
+    before = {m: scored_items(rows[(baseline, task, m)]) for m in members}
+    after = {m: scored_items(rows[(round_index, task, m)]) for m in members}
+
+    def seeded(*what: object) -> int:
+        return derive_seed(seed, "eval-paired", baseline, round_index, task, *what)
+
+    changes = {m: PairedChange(**paired_change(before[m], after[m], seeded(m), binary)) for m in members}
+    pooled = paired_change(
+        pool_item_means(list(before.values())), pool_item_means(list(after.values())), seeded(), False
+    )
+    best_then, best_now = best[baseline][task].member, best[round_index][task].member
+    if best_then is None or best_now is None:
+        top = BestChange(diff=None, n=0, member=best_now, baseline_member=best_then)
+    else:
+        fields = paired_change(before[best_then], after[best_now], seeded("best"), binary)
+        top = BestChange(**fields, member=best_now, baseline_member=best_then)
+    return TaskChanges(baseline=baseline, members=changes, mean=PairedChange(**pooled), best=top)
 
 
 def unscored(rows: Mapping[Cell, Sequence[dict[str, Any]]]) -> int:

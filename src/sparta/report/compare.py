@@ -8,6 +8,7 @@ from typing import Any
 
 from sparta.config import load_config
 from sparta.evaluation.results import Estimate, EvalResults, load_results
+from sparta.evaluation.table import format_change
 from sparta.report.leaderboard import round_summaries
 from sparta.rundir import RunDirectoryError
 
@@ -20,19 +21,23 @@ def _interval(entry: Estimate | None) -> str:
 
 
 def _eval_cells(results: EvalResults) -> dict[str, str]:
-    """Pool mean and best member at the first and last evaluated round, per task."""
+    """Pool mean and best member at the first and last evaluated round, and their paired change, per task."""
     cells = {}
     first, last = min(results.rounds), max(results.rounds)
     for task in results.tasks:
         for label, round_index in (("initial", first), ("final", last)):
             for kind, table in (("mean", results.mean), ("best", results.best)):
                 cells[f"{task} {kind} {label}"] = _interval(table.get(round_index, {}).get(task))
+        change = results.change(last, task)
+        cells[f"{task} mean change"] = format_change(change.mean if change else None)
+        cells[f"{task} best change"] = format_change(change.best if change else None)
     return cells
 
 
 def compare_rows(run_dirs: Sequence[Path]) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per run: its set-up, what the combats kept, and (when evaluated) pool mean and best member
-    at the first and last evaluated round, per task. Returns (rows, column names)."""
+    """One row per run: its set-up, what the combats kept, and (when evaluated) pool mean and best member at the
+    first and last evaluated round with their paired change on the same items, per task. Returns (rows, column
+    names)."""
     rows: list[dict[str, Any]] = []
     eval_columns: list[str] = []
     for run_dir in run_dirs:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sparta.config import load_config
-from sparta.evaluation.results import BestScore, Estimate, EvalResults, load_results
+from sparta.evaluation.results import BestScore, Estimate, EvalResults, PairedChange, load_results
 from sparta.report import plots
 from sparta.report.console import format_cell
 from sparta.report.diversity import diversity_per_round
@@ -172,35 +172,58 @@ def eval_section(scores: EvalResults | None, png: bytes | None) -> Section:
     if scores is None or png is None:
         body = note("No evaluation yet: run <code>sparta eval RUN_DIR</code>, then make the report again.")
         return Section("eval", "Evaluation", body)
+    last = max(scores.rounds)
     rows = []
     for task in scores.tasks:
+        change = scores.change(last, task)
         for member in scores.members():
             series = scores.series(task, member)
             if series:
-                first, last = series[0], series[-1]
-                rows.append((task, member, first.round, first.score, last.round, last.score, last.score - first.score))
-        rows += _summary_rows(task, "pool mean", scores.pool_mean(task))
-        rows += _summary_rows(task, "best member", scores.best_member(task))
+                first, final = series[0], series[-1]
+                paired = _paired_cells(change.members.get(member) if change else None, final.score - first.score)
+                rows.append((task, member, first.round, first.score, final.round, final.score, *paired))
+        rows += _summary_rows(task, "pool mean", scores.pool_mean(task), change.mean if change else None)
+        rows += _summary_rows(task, "best member", scores.best_member(task), change.best if change else None)
+    headers = ["task", "member", "first round", "score", "last round", "score", "change", "95% paired CI", "McNemar p"]
+    missing = "" if scores.paired else " This eval.json predates paired statistics: run <code>sparta eval</code> again."
     body = (
         img("eval", png, "evaluation score per round per member and the pool mean")
         + note(
             "Bands: the intervals written in eval.json. The dashed line is the pool mean (per item the mean over "
             "the members, then the mean over items); the best member is the best of each round."
         )
-        + table(["task", "member", "first round", "score", "last round", "score", "change"], rows)
+        + table(headers, rows)
+        + note(
+            "Change: the last round minus the first on the items scored in both, with a paired bootstrap interval "
+            "(items resampled, both rounds' scores kept together). For 0/1 scores, McNemar's exact p-value and, in "
+            f"brackets, the items gained (0 to 1) and lost (1 to 0).{missing}"
+        )
     )
     return Section("eval", "Evaluation", body)
 
 
-def _summary_rows(task: str, name: str, cells: dict[int, Estimate]) -> list[tuple[Any, ...]]:
+def _paired_cells(change: PairedChange | None, unpaired: float) -> tuple[Any, Any, Any]:
+    """change, its interval, McNemar's p-value (gained/lost); without paired statistics (an eval.json written
+    before them) the change of the means, ``unpaired``."""
+    if change is None:
+        return (unpaired, None, None)
+    if change.diff is None:
+        return (None, None, None)
+    interval = f"{change.low:+.3f} .. {change.high:+.3f}" if change.low is not None else None
+    p_value = f"{change.p_value:.3g} (+{change.gained}/-{change.lost})" if change.p_value is not None else None
+    return (change.diff, interval, p_value)
+
+
+def _summary_rows(
+    task: str, name: str, cells: dict[int, Estimate], change: PairedChange | None
+) -> list[tuple[Any, ...]]:
     """The first and last evaluated round of the pool mean or of the best member (who may change)."""
     if not cells:
         return []
     first, last = cells[min(cells)], cells[max(cells)]
     who = f" ({esc(first.member)}, then {esc(last.member)})" if isinstance(first, BestScore) else ""
-    return [
-        (task, Html(f"<b>{name}</b>{who}"), min(cells), first.score, max(cells), last.score, last.score - first.score)
-    ]
+    paired = _paired_cells(change, last.score - first.score)
+    return [(task, Html(f"<b>{name}</b>{who}"), min(cells), first.score, max(cells), last.score, *paired)]
 
 
 def diversity_section(per_round: Sequence[tuple[int, dict[str, Any]]]) -> Section:
