@@ -92,12 +92,12 @@ def test_adapter_round_trip_in_peft_format(pool, tmp_path):
     expected = _logits(pool, "carol")
     pool.save_adapter("carol", tmp_path / "carol")
     config = json.loads((tmp_path / "carol" / ADAPTER_CONFIG).read_text())
-    assert config["r"] == 4 and config["base_model_name_or_path"] == "tiny-llama-1"
+    base_dir = Path(pool.tokenizer("carol").name_or_path)
+    assert config["r"] == 4 and config["base_model_name_or_path"] == str(base_dir.resolve())  # a path, not an alias
     assert sorted(config["target_modules"]) == ["k_proj", "o_proj", "q_proj", "v_proj"]
     assert (tmp_path / "carol" / ADAPTER_WEIGHTS).is_file()
     assert not list((tmp_path / "carol").glob("*.bin"))
 
-    base_dir = Path(pool.tokenizer("carol").name_or_path)
     plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), tmp_path / "carol").eval()
     tokenizer = pool.tokenizer("carol")
     ids = tokenizer(pool.prompt_text("carol", "What is 2 + 2?"), return_tensors="pt", add_special_tokens=False)

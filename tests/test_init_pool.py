@@ -15,6 +15,7 @@ pytest.importorskip("trl")
 
 from safetensors.torch import load_file  # noqa: E402
 
+from sparta.backends.hf.models import resolve_model  # noqa: E402
 from sparta.backends.hf.pool import ADAPTER_CONFIG, ADAPTER_WEIGHTS  # noqa: E402
 from sparta.config import ConfigError, load_config  # noqa: E402
 from sparta.pool_init import InitPoolError, diversity_rows, init_pool, load_init_config  # noqa: E402
@@ -103,7 +104,8 @@ def test_every_member_gets_a_peft_adapter_and_its_metrics(made):
     assert result.trained == ["arith", "yesno", "echo"] and result.resumed == []
     for name, directory in result.adapters.items():
         assert {ADAPTER_CONFIG, ADAPTER_WEIGHTS, SFT_JSON} <= {p.name for p in directory.iterdir()}
-        assert json.loads((directory / ADAPTER_CONFIG).read_text())["base_model_name_or_path"] == "tiny-llama"
+        base = json.loads((directory / ADAPTER_CONFIG).read_text())["base_model_name_or_path"]
+        assert base == str(resolve_model("tiny-llama").resolve())  # a path PEFT can load, not an alias
         metrics = result.sft[name]
         assert metrics["steps"] >= 1 and metrics["final_loss"] < metrics["first_loss"]
     assert result.sft["echo"]["examples"] == 4  # the size cap on the 6 `echo` records

@@ -207,6 +207,27 @@ def compare(
 
 
 @app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    member: str = typer.Option(..., "--member", "-m", help="the member to export"),
+    out: Path = typer.Option(..., "--out", "-o", help="a new (or empty) directory"),
+    round_index: Optional[int] = typer.Option(
+        None, "--round", help="the round after which to export it (0: as configured); default: its last trained round"
+    ),
+    merged: bool = typer.Option(False, "--merged", help="merge the LoRA into the base: a plain transformers model"),
+) -> None:
+    """Write one member as a standalone model: merged weights, or its PEFT adapter; tokenizer and chat template."""
+    from sparta.publishing import export_member
+
+    done = export_member(run_dir, member, out, round_index, merged)
+    kind, loader = ("merged", "AutoModelForCausalLM") if merged else ("adapter", "AutoPeftModelForCausalLM")
+    console.print(
+        f"exported {done.member} after round {done.round} ({kind}): [bold]{done.out}[/bold]  "
+        f"({loader}.from_pretrained({str(done.out)!r}))"
+    )
+
+
+@app.command()
 def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     """Write RUN_DIR/report.html (self-contained, plots embedded) and the plots as PNGs."""
     from sparta.report.html import write_report

@@ -273,11 +273,12 @@ def _build_smollm2(directory: Path) -> list[str]:
 
 @dataclass(frozen=True)
 class Alias:
-    """How to build one named model into the cache."""
+    """How to build one named model into the cache; ``hub_id``: the model's canonical hub id, if it has one."""
 
     recipe: str
     build: Callable[[Path], list[str]]
     announce: str | None = None
+    hub_id: str | None = None
 
 
 ALIASES: Registry[Callable[[int], Alias]] = Registry("model alias")
@@ -285,7 +286,12 @@ ALIASES: Registry[Callable[[int], Alias]] = Registry("model alias")
 
 ALIASES.register("tiny-llama")(lambda seed: Alias(f"{TINY_RECIPE}:seed={seed}", _build_tiny(seed)))
 ALIASES.register("smollm2-135m-instruct")(
-    lambda _: Alias(SMOLLM2_RECIPE, _build_smollm2, f"about 40 s and 520 MB, once; from {SMOLLM2_PACKAGE}")
+    lambda _: Alias(
+        SMOLLM2_RECIPE,
+        _build_smollm2,
+        f"about 40 s and 520 MB, once; from {SMOLLM2_PACKAGE}",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+    )
 )
 
 _SEEDED = {"tiny-llama"}
@@ -321,3 +327,15 @@ def resolve_model(name: str) -> Path:
         known = ", ".join(ALIASES.names())
         raise FileNotFoundError(f"model {name!r} is not a directory (and not an alias: {known}, tiny-llama-<seed>)")
     return Path(name)
+
+
+def loadable_reference(name: str) -> str:
+    """What a saved adapter's ``base_model_name_or_path`` says, so that PEFT or anyone else can load the base: an
+    alias's canonical hub id (else the absolute path of its built directory), a local directory's absolute path,
+    a hub id unchanged. Never an alias, which only sparta can resolve."""
+    parsed = _parse_alias(name)
+    if parsed is not None:
+        hub_id = ALIASES.get(parsed[0])(parsed[1]).hub_id
+        return hub_id or str(resolve_model(name).resolve())
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_dir() else name

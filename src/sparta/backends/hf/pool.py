@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from transformers.utils import logging as hf_logging
 
 from sparta.backends import chat
-from sparta.backends.hf.models import resolve_model
+from sparta.backends.hf.models import loadable_reference, resolve_model
 from sparta.config import LoraConfig, MemberConfig, PoolConfig, SamplingConfig
 from sparta.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, atomic_write_bytes, atomic_write_text
 from sparta.seeding import derive_seed
@@ -209,14 +209,15 @@ class ModelPool:
     # ------------------------------------------------------------------ adapters on disk
 
     def save_adapter(self, member: str, directory: Path) -> None:
-        """Write the member's adapter in PEFT format (adapter_config.json + adapter_model.safetensors)."""
+        """Write the member's adapter in PEFT format (adapter_config.json + adapter_model.safetensors); the config
+        names a base that PEFT can load without sparta (``loadable_reference``)."""
         base = self._checked(member)
         directory.mkdir(parents=True, exist_ok=True)
         weights = get_peft_model_state_dict(base.model, adapter_name=member)
         weights = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
         atomic_write_bytes(directory / ADAPTER_WEIGHTS, save(weights, metadata={"format": "pt"}))
         config: dict[str, Any] = base.model.peft_config[member].to_dict()
-        config["base_model_name_or_path"] = base.name
+        config["base_model_name_or_path"] = loadable_reference(base.name)
         config["inference_mode"] = True
         atomic_write_text(
             directory / ADAPTER_CONFIG, json.dumps(config, indent=2, sort_keys=True, default=_jsonable) + "\n"

@@ -1,0 +1,5 @@
+"""Publishing what a run made: a member as a standalone model (``export``)."""
+
+from sparta.publishing.export import Exported, ExportError, export_member, locate
+
+__all__ = ["ExportError", "Exported", "export_member", "locate"]
