@@ -189,7 +189,12 @@ def test_rating_history_starts_at_the_configured_initial_rating(tmp_path):
 
 def test_preference_examples_come_from_the_last_round_spread_over_margins(tmp_path):
     (example,) = pair_examples.preference_examples(hand_made_run(tmp_path))
-    assert (example.round, example.chosen_model, example.rejected_model, example.margin) == (2, "B", "A", 6.0)
+    assert (example.round, example.pair.chosen_model, example.pair.rejected_model, example.pair.margin) == (
+        2,
+        "B",
+        "A",
+        6.0,
+    )
     pairs = [{"margin": m} for m in (5.0, 1.0, 3.0, 2.0, 4.0)]
     assert [p["margin"] for p in pair_examples.spread_by_margin(pairs, 3)] == [5.0, 3.0, 1.0]
     assert [p["margin"] for p in pair_examples.spread_by_margin(pairs, 9)] == [5.0, 4.0, 3.0, 2.0, 1.0]

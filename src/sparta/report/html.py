@@ -305,10 +305,11 @@ def pairs_section(examples: Sequence[PairExample]) -> Section:
     if not examples:
         return Section("pairs", "Preference pairs", note("No preference pair was kept in any rated round."))
     cards = []
-    for p in examples:
+    for example in examples:
+        p = example.pair
         cards.append(
             '<div class="pair">'
-            f"<b>round {p.round}</b>: {esc(p.chosen_model)} preferred over {esc(p.rejected_model)}, "
+            f"<b>round {example.round}</b>: {esc(p.chosen_model)} preferred over {esc(p.rejected_model)}, "
             f"margin {esc(fmt(p.margin))}"
             f"<h4>prompt</h4>{pre(p.prompt, DISPLAY_CHARS)}"
             '<div class="sides">'

@@ -7,22 +7,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sparta.records import PreferencePair
 from sparta.report.files import required, round_rows
 from sparta.report.leaderboard import rated_rounds
 from sparta.rundir import PAIRS, round_dir
 
-FIELDS = ("prompt", "chosen", "rejected", "chosen_model", "rejected_model", "margin")
+FIELDS = ("prompt", "chosen", "rejected", "chosen_model", "rejected_model", "margin", "instruction_id")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PairExample:
+    """A kept preference pair and the round that kept it."""
+
     round: int
-    prompt: str
-    chosen: str
-    rejected: str
-    chosen_model: str
-    rejected_model: str
-    margin: float
+    pair: PreferencePair
 
 
 def spread_by_margin(pairs: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -35,6 +33,11 @@ def spread_by_margin(pairs: Sequence[dict[str, Any]], n: int) -> list[dict[str, 
     return [ranked[round(i * (len(ranked) - 1) / (n - 1))] for i in range(n)]
 
 
+def _pair(row: dict[str, Any]) -> PreferencePair:
+    fields = {key: row[key] for key in FIELDS} | {"margin": float(row["margin"])}
+    return PreferencePair(**fields, domain=row.get("domain", "general"))
+
+
 def preference_examples(run_dir: Path, n: int = 4) -> list[PairExample]:
     """A few pairs of the last rated round that kept any (the data the pool trains on last)."""
     for round_index in reversed(rated_rounds(run_dir)):
@@ -44,8 +47,5 @@ def preference_examples(run_dir: Path, n: int = 4) -> list[PairExample]:
             for key in FIELDS:
                 required(pair, key, f"{path} record {number}")
         if pairs:
-            return [
-                PairExample(round=round_index, **{key: p[key] for key in FIELDS[:-1]}, margin=float(p["margin"]))
-                for p in spread_by_margin(pairs, n)
-            ]
+            return [PairExample(round=round_index, pair=_pair(p)) for p in spread_by_margin(pairs, n)]
     return []
