@@ -166,7 +166,8 @@ def evaluate(
     limit: int = typer.Option(100, help="items per task (a seeded choice of held-out items)"),
     max_new_tokens: Optional[int] = typer.Option(None, help="answer length (default: the pool's)"),
 ) -> None:
-    """Evaluate every member at the chosen rounds on held-out items; writes eval.json and eval.csv."""
+    """Evaluate every member at the chosen rounds on held-out items, and each later round against the first on the same
+    items (paired); writes eval.json and eval.csv."""
     import yaml
 
     from sparta.evaluation import eval_table_rows, evaluate_run, paired_table_rows
