@@ -474,6 +474,35 @@ class BackendConfig(_Strict):
         return _registered(TRIBES, name)
 
 
+class TrackerConfig(_Strict):
+    """One experiment tracker that logs the run itself (ratings, pairs, judge failures, DPO metrics, stage times).
+
+    Written as a name (``tracking: [tensorboard]``) or as a mapping when a field differs from its default.
+    """
+
+    type: str = Field(..., description="a registered tracker: tensorboard, wandb, trackio, mlflow")
+    dir: str | None = Field(
+        None,
+        description="where the tracker writes; default RUN/tracking/TYPE; a relative path is taken from the run "
+        "directory (mlflow: the directory of its SQLite store mlflow.db; trackio: its TRACKIO_DIR)",
+    )
+    project: str | None = Field(
+        None, description="wandb and trackio project, mlflow experiment; default run.name (tensorboard: unused)"
+    )
+    offline: bool = Field(
+        True,
+        description="wandb only: write the run locally for a later `wandb sync` (true) or stream it to the W&B "
+        "server (false)",
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, name: str) -> str:
+        from sparta.tracking.writers import WRITERS
+
+        return _registered(WRITERS, name)
+
+
 class RunConfig(_Strict):
     """The run as a whole."""
 
@@ -509,6 +538,28 @@ class SpartaConfig(_Strict):
     simulation: SimulationConfig = Field(
         default_factory=SimulationConfig, description="the synthetic tribe (backend.kind=simulated only)"
     )
+    tracking: list[TrackerConfig] = Field(
+        default_factory=list,
+        description="experiment trackers logging the run per round (none by default); may change when a run resumes",
+    )
+
+    @field_validator("tracking", mode="before")
+    @classmethod
+    def _tracker_names(cls, value: Any) -> Any:
+        """``tracking: tensorboard`` and ``tracking: [tensorboard, {type: wandb, offline: false}]`` both work."""
+        value = [value] if isinstance(value, (str, dict)) else value
+        if not isinstance(value, list):
+            return value
+        return [{"type": item} if isinstance(item, str) else item for item in value]
+
+    @field_validator("tracking")
+    @classmethod
+    def _one_tracker_of_each_type(cls, trackers: list[TrackerConfig]) -> list[TrackerConfig]:
+        types = [t.type for t in trackers]
+        dupes = sorted({t for t in types if types.count(t) > 1})
+        if dupes:
+            raise ValueError(f"tracking: {dupes} listed more than once; each tracker type logs the run once")
+        return trackers
 
     @model_validator(mode="after")
     def _enough_judges(self) -> SpartaConfig:

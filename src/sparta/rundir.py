@@ -11,6 +11,7 @@ is meant to be shared), without ever changing the umask.
       config.yaml  state.json
       round_001/   matches.jsonl responses.jsonl judgments.jsonl outcomes.jsonl pairs.jsonl ratings.json
                    training.json adapters/MEMBER/{adapter_config.json, adapter_model.safetensors}
+      tracking/    tracking.json (what each experiment tracker has logged) and the trackers' own files
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 SFT_EXAMPLES = "sft_examples.jsonl"
 """Beside an init-pool adapter: the (prompt, response) examples it was fine-tuned on, so evaluation can leave
 them out wherever the adapter goes."""
+TRACKING = "tracking"
+TRACKING_JSON = "tracking.json"
 
 
 class RunDirectoryError(SpartaError, RuntimeError):

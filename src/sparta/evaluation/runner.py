@@ -26,6 +26,7 @@ from sparta.pipeline.state import RunState
 from sparta.records import Instruction, Response
 from sparta.rundir import ADAPTER_WEIGHTS, file_sha256
 from sparta.seeding import derive_seed
+from sparta.tracking.tracker import track_evaluation
 
 if TYPE_CHECKING:
     from sparta.backends.hf.pool import ModelPool
@@ -239,7 +240,7 @@ def evaluate_run(
     ``tasks`` are specs like ``{"task": name, "options": {...}, "limit": n, "scorer": "answer"|"judge",
     "judge": member-or-model}`` (default: the run's own task, gold-answer items). Writes ``eval.json``,
     ``eval.csv`` and ``eval_responses/round_RRR/TASK.jsonl`` into ``run_dir``; finished cells are cached in
-    ``eval_cache/`` and reused by a later call.
+    ``eval_cache/`` and reused by a later call. The scores go to the run's trackers (``tracking:``) too.
     """
     run_dir = Path(run_dir)
     reporter = reporter or SilentReporter()
@@ -262,6 +263,7 @@ def evaluate_run(
     if result.failures:
         reporter.log(f"{result.failures} judgments could not be read and were left out of the scores")
     write_results(run_dir, results)
+    track_evaluation(config, run_dir, results.model_dump(mode="json"))
     return result
 
 

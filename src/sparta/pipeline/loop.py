@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from sparta.backends.base import Tribe, build_tribe
 from sparta.config import SpartaConfig, dump_config, load_config
+from sparta.pipeline.observer import StageObserver
 from sparta.pipeline.progress import Reporter, SilentReporter
 from sparta.pipeline.state import RunState
 from sparta.records import Instruction, JudgeRequest, Judgment, Match, PreferencePair, Response
@@ -48,6 +49,7 @@ from sparta.tournament import (
     rate_matches,
     score_table,
 )
+from sparta.tracking.tracker import build_observer
 
 T = TypeVar("T")
 
@@ -113,11 +115,19 @@ def run_chunked(
 class RoundLoop:
     """Runs (or resumes) a SPARTA run in ``out_dir`` with ``tribe`` playing the pool."""
 
-    def __init__(self, config: SpartaConfig, out_dir: Path, tribe: Tribe, reporter: Reporter | None = None):
+    def __init__(
+        self,
+        config: SpartaConfig,
+        out_dir: Path,
+        tribe: Tribe,
+        reporter: Reporter | None = None,
+        observer: StageObserver | None = None,
+    ):
         self.config = config
         self.out = Path(out_dir)
         self.tribe = tribe
         self.reporter = reporter or SilentReporter()
+        self.observer = observer if observer is not None else build_observer(config, self.out)
         self.state_path = self.out / STATE_JSON
         self.members = config.member_names()
         self._instructions: list[Instruction] | None = None
@@ -146,6 +156,7 @@ class RoundLoop:
         old = load_config(path).model_dump(mode="json")
         new = self.config.model_dump(mode="json")
         old["run"].pop("rounds"), new["run"].pop("rounds")
+        old.pop("tracking", None), new.pop("tracking", None)  # trackers change what is logged, not the run
         changed = sorted(
             f"{section}.{key}"
             for section in new
@@ -155,7 +166,7 @@ class RoundLoop:
         if changed:
             raise RunDirectoryError(
                 f"{self.out} holds a run with another configuration (differs in {', '.join(changed)}); "
-                "resume it with its own config.yaml or choose a new --out (only run.rounds may change)"
+                "resume it with its own config.yaml or choose a new --out (only run.rounds and tracking may change)"
             )
 
     def _restore_tribe(self, state: RunState) -> None:
@@ -177,7 +188,11 @@ class RoundLoop:
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self) -> list[RoundStats]:
         state = self.state = self.open()
-        return [self.run_round(state, round_index) for round_index in range(1, self.config.run.rounds + 1)]
+        try:
+            self.observer.opened(state)
+            return [self.run_round(state, round_index) for round_index in range(1, self.config.run.rounds + 1)]
+        finally:
+            self.observer.close()
 
     def run_round(self, state: RunState, round_index: int) -> RoundStats:
         round_path = round_dir(self.out, round_index)
@@ -200,6 +215,7 @@ class RoundLoop:
     def _finish(self, state: RunState, round_index: int, stage: str) -> None:
         state.mark(round_index, stage)
         state.save(self.state_path)
+        self.observer.stage_finished(state, round_index, stage)
 
     def _stage_matches(self, state: RunState, round_index: int, round_path: Path) -> list[Match]:
         path = round_path / MATCHES
@@ -351,6 +367,7 @@ def _training_skipped(round_path: Path) -> bool:
 def run(
     config: SpartaConfig, out_dir: Path, reporter: Reporter | None = None, tribe: Tribe | None = None
 ) -> tuple[RoundLoop, list[RoundStats]]:
-    """Run or resume the configured run in ``out_dir``."""
-    loop = RoundLoop(config, out_dir, tribe or build_tribe(config), reporter)
+    """Run or resume the configured run in ``out_dir``, logging it to the configured trackers."""
+    observer = build_observer(config, out_dir)  # before the tribe loads: a missing tracker library fails at once
+    loop = RoundLoop(config, out_dir, tribe or build_tribe(config), reporter, observer)
     return loop, loop.run()
