@@ -12,6 +12,7 @@ from typing import Optional
 
 import click
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from sparta.config import load_config
@@ -20,7 +21,7 @@ from sparta.report.console import RichReporter, console, leaderboard_table, rows
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/bold red] {message}")
+    console.print(f"[bold red]error:[/bold red] {escape(message)}")
     raise typer.Exit(2)
 
 
@@ -31,7 +32,7 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except SpartaError as err:
-            console.print(f"[bold red]error:[/bold red] {err}")
+            console.print(f"[bold red]error:[/bold red] {escape(str(err))}")  # "[trackio]" is text, not a style
             raise typer.Exit(2) from None
 
 
@@ -225,6 +226,21 @@ def export(
     console.print(
         f"exported {done.member} after round {done.round} ({kind}): [bold]{done.out}[/bold]  "
         f"({loader}.from_pretrained({str(done.out)!r}))"
+    )
+
+
+@app.command("export-pairs")
+def export_pairs_command(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    out: Path = typer.Option(..., "--out", "-o", help="the dataset directory (new, empty, or an earlier export)"),
+) -> None:
+    """Every round's preference pairs as one Hugging Face dataset: parquet with a round column, and a dataset card."""
+    from sparta.publishing.pairs import export_pairs
+
+    result = export_pairs(run_dir, out)
+    rounds = ", ".join(f"{r}: {n}" for r, n in sorted(result.rows_per_round.items()))
+    console.print(
+        f"{result.rows} pairs ({rounds}) in [bold]{out}[/bold]; load with datasets.load_dataset({str(out)!r})"
     )
 
 

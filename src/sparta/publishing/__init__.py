@@ -1,4 +1,5 @@
-"""Publishing what a run made: a member as a standalone model (``export``)."""
+"""Publishing what a run made: a member as a standalone model (``export``), the preference pairs as a Hugging Face
+dataset (``pairs``)."""
 
 from sparta.publishing.export import Exported, ExportError, export_member, locate
 
