@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -130,3 +131,16 @@ def test_math_reference_solutions_score_against_their_gold():
     instructions = load_task("math", {"path": str(TASKS_DIR / "math" / "easy.jsonl")})
     scores = [score_answer("math", record["solution"], i.answer) for record, i in zip(raw, instructions, strict=True)]
     assert sum(scores) / len(scores) > 0.99
+
+
+def test_gsm8k_hub_golds_are_the_number_after_the_mark(tmp_path):
+    """openai/gsm8k's answers are worked solutions ending in '#### N'; read through a loader, N is the gold."""
+    solution = "Natalia sold 48/2 = 24 clips in May.\nShe sold 48+24 = 72 clips.\n#### 1,072"
+    assert SCORERS.get("number").check_gold(solution) == "1072"
+    path = tmp_path / "gsm8k.jsonl"
+    path.write_text(json.dumps({"question": "How many clips?", "answer": solution}) + "\n")
+    (item,) = load_task("jsonl", {"path": str(path), "prompt_field": "question", "answer_field": "answer",
+                                  "answer_type": "number"})  # fmt: skip
+    assert item.answer == "1072" and score_answer("number", "So she sold 1072 clips.", item.answer) == 1.0
+    with pytest.raises(ValueError, match="expected a number"):
+        SCORERS.get("number").check_gold("#### many")

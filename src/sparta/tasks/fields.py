@@ -1,5 +1,8 @@
 """Turn raw records into Instructions through a field mapping, reporting every bad record with its field.
 
+A field is a record key, or a dotted path into nested records when no key has that name: ``messages.0.content``
+is the first message's text in a chat-format record (Tulu-v2, ShareGPT); a number indexes a list.
+
 Ids are ``{id_prefix}-{natural id}``: the ``id_field`` value, else the record's key in a JSON object, else its
 zero-padded position among the records of the source (bad ones included, blank JSONL lines not), so ids
 do not move when a record is skipped.
@@ -54,11 +57,29 @@ def _describe(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+_MISSING = object()
+
+
+def field_value(record: Mapping[str, Any], field: str) -> Any:
+    """``record[field]``, else the value at the dotted path ``field`` (list steps are indices); a missing object."""
+    if field in record:
+        return record[field]
+    value: Any = record
+    for step in field.split("."):
+        if isinstance(value, Mapping) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
+            value = value[int(step)]
+        else:
+            return _MISSING
+    return value
+
+
 def _string_field(record: Mapping[str, Any], field: str, location: Location, bad: BadRecords) -> str | None:
-    if field not in record or record[field] is None:
+    value = field_value(record, field)
+    if value is _MISSING or value is None:
         bad.report(location, field, "missing")
         return None
-    value = record[field]
     if not isinstance(value, str):
         bad.report(location, field, f"expected a string, got {_describe(value)}")
         return None
@@ -70,7 +91,7 @@ def _string_field(record: Mapping[str, Any], field: str, location: Location, bad
 
 def _scalar_field(record: Mapping[str, Any], field: str, location: Location, bad: BadRecords) -> str | None:
     """A string, or a number read as its text (JSON golds like 42 or ids like 7)."""
-    value = record.get(field)
+    value = field_value(record, field)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return _string_field(record, field, location, bad)
@@ -128,7 +149,8 @@ def build_instructions(
             bad.report(location, fields.id_field or "<id>", f"duplicate id {instruction_id!r} (first at {first})")
             continue
         first_seen[instruction_id] = location
-        meta = {name: record[name] for name in fields.meta_fields if name in record}
+        meta = {name: field_value(record, name) for name in fields.meta_fields}
+        meta = {name: value for name, value in meta.items() if value is not _MISSING}
         instructions.append(
             Instruction(
                 id=instruction_id,

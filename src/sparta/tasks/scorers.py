@@ -56,7 +56,13 @@ def number_equal(predicted: str, gold: str) -> bool:
     return a is not None and b is not None and abs(a - b) <= _NUMBER_TOLERANCE * max(1, abs(b))
 
 
+GSM8K_MARK = "####"
+"""GSM8K's gold answers (openai/gsm8k) are a worked solution ending in ``#### 72``: the number after it is the gold."""
+
+
 def check_number_gold(gold: str) -> str:
+    if GSM8K_MARK in gold:
+        gold = gold.rsplit(GSM8K_MARK, 1)[1]
     if _parse_number(gold) is None:
         raise ValueError(f"expected a number, got {gold!r}")
     return gold.strip().replace(",", "")
