@@ -7,7 +7,8 @@ default       the PEFT adapter (``adapter_config.json`` naming a base PEFT can l
               with the tokenizer and chat template: ``AutoPeftModelForCausalLM.from_pretrained(DIR)``, or
               ``PeftModel.from_pretrained(base, DIR)``.
 
-Both carry ``sparta_export.json``: where the member comes from (run, round, the adapter's sha256) and what a chat
+Both carry a model card (``README.md``: the base, the adapter, the rounds, the run's evaluation of the member) and
+``sparta_export.json``: where the member comes from (run, round, the adapter's sha256) and what a chat
 template does not hold (the member's system prompt and sampling). The merged weights are computed by the pool's own
 code (``ModelPool``, the run's dtype and device), so the export answers as the member answered in the run.
 
@@ -186,6 +187,14 @@ def _provenance(run_dir: Path, at: MemberAt, merged: bool) -> dict[str, Any]:
     }
 
 
+def _write_card(run_dir: Path, config: SpartaConfig, at: MemberAt, merged: bool, directory: Path) -> None:
+    from sparta.backends.hf.models import loadable_reference
+    from sparta.publishing.model_card import MODEL_CARD, model_card
+
+    card = model_card(run_dir, config, at.member, at.round, merged, loadable_reference(at.member.model))
+    (directory / MODEL_CARD).write_text(card, encoding="utf-8")
+
+
 def _empty_target(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out} exists and is not an empty directory; choose a new one")
@@ -209,6 +218,7 @@ def export_member(
             _write_adapter(at, work)
         _write_tokenizer(at, config, work)
         write_json(work / EXPORT_JSON, _provenance(run_dir, at, merged))
+        _write_card(run_dir, config, at, merged, work)
         if out.exists():
             out.rmdir()  # empty, checked above
         os.replace(work, out)
