@@ -1,5 +1,10 @@
 """Shared fixtures."""
 
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
 
@@ -9,3 +14,76 @@ def cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SPARTA_CACHE", str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+# --------------------------------------------------------------------------------------------- the vLLM engine
+
+ROOT = Path(__file__).resolve().parents[1]
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> str:
+    """The interpreter of `make vllm`'s environment; its absence skips the vLLM tests, except under CI."""
+    if not VLLM_PYTHON.is_file():
+        message = f"{VLLM_PYTHON} is missing (make vllm creates it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + "; CI must run the vLLM engine tests")
+        pytest.skip(message)
+    return str(VLLM_PYTHON)
+
+
+@dataclass(frozen=True)
+class VllmTestServer:
+    url: str
+    cache: Path
+    """The model cache the server's tiny-llama was built in; tests point SPARTA_CACHE at it."""
+    server: object
+
+
+@pytest.fixture(scope="session")
+def vllm_server(vllm_python, tmp_path_factory) -> Iterator[VllmTestServer]:
+    """One real vLLM server (tiny-llama, fp32, LoRA on the attention projections) for every test that needs one."""
+    from sparta.backends.hf.models import resolve_model
+    from sparta.backends.vllm.server import LocalServer, ServerSpec, usable_cpus
+
+    cache = tmp_path_factory.mktemp("vllm-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPARTA_CACHE", str(cache))
+        model = resolve_model("tiny-llama")
+    spec = ServerSpec(
+        python=vllm_python,
+        model=str(model),
+        served_name="sparta-base",
+        dtype="float32",
+        max_loras=4,
+        max_lora_rank=8,
+        lora_target_modules=("k_proj", "o_proj", "q_proj", "v_proj"),
+        threads=usable_cpus(),
+        kv_cache_gb=1.0,
+        log_path=tmp_path_factory.mktemp("vllm-log") / "server.log",
+        start_timeout=600,
+    )
+    server = LocalServer(spec)
+    server.start()
+    print(f"\nvLLM test server ready in {server.started_in:.0f} s at {server.url}")
+    try:
+        yield VllmTestServer(server.url, cache, server)
+    finally:
+        server.stop()
+
+
+_AGREEMENT: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def agreement_log() -> list[str]:
+    """Lines (rates, largest differences) that the engine agreement tests report in the run's summary."""
+    return _AGREEMENT
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _AGREEMENT:
+        terminalreporter.section("engine agreement (vLLM vs HF)")
+        for line in _AGREEMENT:
+            terminalreporter.write_line(line)

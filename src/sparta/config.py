@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sparta.errors import SpartaError
 
+OUTPUT_OR_EMBEDDING_MODULES = frozenset({"lm_head", "embed_tokens", "embed_out", "wte", "wpe"})
+"""Module names of the output head and the token embeddings in common architectures; the vLLM engine refuses
+adapters that train them."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -276,6 +280,19 @@ class PoolConfig(_Strict):
         description="answers generated per forward batch; larger: faster on wide hardware, more memory. "
         "Measured on 2 CPU cores: 15 tok/s at 1, 85 tok/s at 8 (SmolLM2)",
     )
+    engine: str = Field(
+        "hf",
+        description="what answers and judges: hf (transformers + PEFT in this process) or vllm (vLLM's "
+        "OpenAI-compatible server(s), every member a LoRA adapter on one base; section vllm). Training stays with "
+        "TRL + PEFT either way",
+    )
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        from sparta.backends.base import ENGINES
+
+        return _registered(ENGINES, name)
 
     @model_validator(mode="before")
     @classmethod
@@ -503,6 +520,74 @@ class TrackerConfig(_Strict):
         return _registered(WRITERS, name)
 
 
+class VllmConfig(_Strict):
+    """The vLLM engine (``pool.engine=vllm``): the server(s) that answer and judge, or how to start one.
+
+    docs/scaling.md explains each knob with GPU examples.
+    """
+
+    urls: list[str] = Field(
+        default_factory=list,
+        description="base URLs of running vLLM OpenAI-compatible servers (http://host:port), started with "
+        "--enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=1; requests are sharded over them. Empty: sparta starts "
+        "one on 127.0.0.1 with the python below and stops it at exit",
+    )
+    python: str | None = Field(
+        None,
+        description="interpreter of an environment that has vLLM, used to start the server; default "
+        ".venv-vllm/bin/python (make vllm) when it exists, else this interpreter",
+    )
+    server_run_dir: str | None = Field(
+        None,
+        description="the run directory as the server sees it, when it mounts it at another path; adapters are "
+        "loaded from there. Default: the same path",
+    )
+    start_timeout: float = Field(
+        900.0,
+        gt=0,
+        description="seconds to wait for a started server to answer /health; a slow first start (imports, weights) "
+        "needs more. Measured: 35-120 s for SmolLM2 on 2 CPU cores",
+    )
+    request_timeout: float = Field(
+        900.0, gt=0, description="seconds one HTTP request may take before it counts as failed"
+    )
+    parallel_requests: int = Field(
+        64,
+        ge=1,
+        description="requests in flight per server; the server batches them, so more: fuller batches and more "
+        "memory (KV cache). Requests beyond this wait in this process",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="OMP threads of a started server (CPU); default: every CPU this process may use, since the "
+        "server computes while this process waits and this process trains while the server idles",
+    )
+    kv_cache_gb: float = Field(
+        1.0,
+        gt=0,
+        description="CPU only: KV cache of a started server in GiB (VLLM_CPU_KVCACHE_SPACE); larger: more requests "
+        "batched at once. GPUs size it with --gpu-memory-utilization in extra_args",
+    )
+    max_model_len: int | None = Field(
+        None,
+        ge=16,
+        description="context length of a started server (prompt + answer tokens); default: the model's. Smaller: "
+        "less KV cache per request",
+    )
+    lora_target_modules: list[str] | None = Field(
+        None,
+        description="modules a started server applies LoRA to (--lora-target-modules); default "
+        "training.lora.target_modules. Never lm_head or embeddings: vLLM's CPU LoRA kernels fail on prompt "
+        "log-probs with an adapter on the output head",
+    )
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="further arguments for a started server, e.g. ['--data-parallel-size', '4'] or "
+        "['--gpu-memory-utilization', '0.85']",
+    )
+
+
 class RunConfig(_Strict):
     """The run as a whole."""
 
@@ -542,6 +627,9 @@ class SpartaConfig(_Strict):
         default_factory=list,
         description="experiment trackers logging the run per round (none by default); may change when a run resumes",
     )
+    vllm: VllmConfig = Field(
+        default_factory=VllmConfig, description="the vLLM server(s) of pool.engine=vllm (ignored otherwise)"
+    )
 
     @field_validator("tracking", mode="before")
     @classmethod
@@ -566,6 +654,22 @@ class SpartaConfig(_Strict):
         n = len(self.pool.members)
         if n == 2 and self.tournament.judges == "others":
             raise ValueError("pool.members: with 2 members no one is left to judge a match; set tournament.judges=all")
+        return self
+
+    @model_validator(mode="after")
+    def _servable_by_vllm(self) -> SpartaConfig:
+        if self.pool.engine != "vllm":
+            return self
+        bases = sorted({m.model for m in self.pool.members})
+        if len(bases) > 1:
+            raise ValueError(f"pool.engine=vllm serves one base model with one adapter per member; members use {bases}")
+        heads = sorted(set(self.training.lora.target_modules) & OUTPUT_OR_EMBEDDING_MODULES)
+        if heads:
+            raise ValueError(
+                f"training.lora.target_modules: {heads} cannot be served by pool.engine=vllm (vLLM's LoRA on the "
+                "output head or embeddings breaks its log-probs); adapt only inner layers, e.g. q_proj k_proj "
+                "v_proj o_proj"
+            )
         return self
 
     def member_names(self) -> list[str]:

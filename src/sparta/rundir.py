@@ -12,6 +12,7 @@ is meant to be shared), without ever changing the umask.
       round_001/   matches.jsonl responses.jsonl judgments.jsonl outcomes.jsonl pairs.jsonl ratings.json
                    training.json adapters/MEMBER/{adapter_config.json, adapter_model.safetensors}
       tracking/    tracking.json (what each experiment tracker has logged) and the trackers' own files
+      vllm/        server.log initial-adapters/MEMBER/   (pool.engine=vllm only)
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ SFT_EXAMPLES = "sft_examples.jsonl"
 them out wherever the adapter goes."""
 TRACKING = "tracking"
 TRACKING_JSON = "tracking.json"
+ENGINE_DIR = "vllm"
+"""What the vLLM engine keeps in a run directory: the started server's log and the members' initial adapters."""
+SERVER_LOG = "server.log"
+INITIAL_ADAPTERS = "initial-adapters"
 
 
 class RunDirectoryError(SpartaError, RuntimeError):
@@ -52,6 +57,15 @@ class RunDirectoryError(SpartaError, RuntimeError):
 def round_dir(run_dir: Path, round_index: int) -> Path:
     """Rounds are numbered from 1 in directory names: round_001, round_002, ..."""
     return Path(run_dir) / f"round_{round_index:03d}"
+
+
+def round_index_of(round_path: Path) -> int:
+    """The inverse of :func:`round_dir`: ``.../round_003`` -> 3."""
+    name = Path(round_path).name
+    prefix, _, digits = name.rpartition("_")
+    if prefix != "round" or not digits.isdigit():
+        raise RunDirectoryError(f"{round_path} is not a round directory (round_NNN)")
+    return int(digits)
 
 
 def adapter_dir(round_path: Path, member: str) -> Path:

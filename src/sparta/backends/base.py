@@ -59,8 +59,27 @@ TribeFactory = Callable[["SpartaConfig"], Tribe]
 TRIBES: Registry[TribeFactory] = Registry("backend")
 """backend name -> its factory, imported on first use."""
 
+ENGINES: Registry[TribeFactory] = Registry("pool engine")
+"""pool.engine -> the factory of a tribe of real models that answers and judges with that engine."""
+
+ENGINES.register("hf", "sparta.backends.hf.tribe:build")
+ENGINES.register("vllm", "sparta.backends.vllm.tribe:build")
+
+LEARNERS: Registry[TribeFactory] = Registry("placement")
+"""placement -> the factory of what trains the members for an engine that only answers and judges (the vLLM
+engine delegates ``train`` and ``load_round`` to it, and reads the members' tokenizers and chat templates from its
+``pool``). Today one placement: local, the HF tribe in this process."""
+
+LEARNERS.register("local", "sparta.backends.hf.tribe:build")
+
+
+def build_engine(config: SpartaConfig) -> Tribe:
+    """The tribe of real models whose answering and judging engine ``pool.engine`` names."""
+    return ENGINES.get(config.pool.engine)(config)
+
+
 TRIBES.register("simulated", "sparta.backends.simulated:build")
-TRIBES.register("hf", "sparta.backends.hf.tribe:build")
+TRIBES.register("hf", "sparta.backends.base:build_engine")
 
 JUDGES: Registry[Any] = Registry("judge type")
 """judge type -> the class that scores with it on the HF engine (``sparta.backends.hf.judges``)."""
@@ -73,3 +92,13 @@ JUDGES.register("likelihood", "sparta.backends.hf.judges:LikelihoodJudge")
 def build_tribe(config: SpartaConfig) -> Tribe:
     """Build the tribe named by ``config.backend.kind``."""
     return TRIBES.get(config.backend.kind)(config)
+
+
+def bind_run(tribe: Tribe, run_dir: Path) -> None:
+    """Tell a tribe that keeps files of its own in the run directory (a server's log, initial adapters) where it is.
+
+    Optional for a tribe: one without a ``bind_run`` method keeps nothing there.
+    """
+    bind = getattr(tribe, "bind_run", None)
+    if bind is not None:
+        bind(Path(run_dir))

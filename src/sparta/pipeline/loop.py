@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sparta.backends.base import Tribe, build_tribe
+from sparta.backends.base import Tribe, bind_run, build_tribe
 from sparta.config import SpartaConfig, dump_config, load_config
 from sparta.pipeline.observer import StageObserver
 from sparta.pipeline.progress import Reporter, SilentReporter
@@ -140,6 +140,7 @@ class RoundLoop:
         if config_path.exists():
             self._check_same_config(config_path)
         atomic_write_text(config_path, dump_config(self.config))
+        bind_run(self.tribe, self.out)
         if self.state_path.exists():
             state = RunState.load(self.state_path)
             if state.members != self.members or state.seed != self.config.run.seed:
@@ -157,6 +158,7 @@ class RoundLoop:
         new = self.config.model_dump(mode="json")
         old["run"].pop("rounds"), new["run"].pop("rounds")
         old.pop("tracking", None), new.pop("tracking", None)  # trackers change what is logged, not the run
+        old.pop("vllm", None), new.pop("vllm", None)  # where the servers run: every request carries its own seed
         changed = sorted(
             f"{section}.{key}"
             for section in new
@@ -166,7 +168,8 @@ class RoundLoop:
         if changed:
             raise RunDirectoryError(
                 f"{self.out} holds a run with another configuration (differs in {', '.join(changed)}); "
-                "resume it with its own config.yaml or choose a new --out (only run.rounds and tracking may change)"
+                "resume it with its own config.yaml or choose a new --out "
+                "(only run.rounds, tracking and the vllm section may change)"
             )
 
     def _restore_tribe(self, state: RunState) -> None:
