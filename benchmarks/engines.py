@@ -140,9 +140,7 @@ def bench_dtype(args: argparse.Namespace, dtype: str, workdir: Path) -> dict:
 
 
 def judge_requests(members: list[str], responses: Sequence[Response], by_id: dict) -> list[JudgeRequest]:
-    return [
-        JudgeRequest(judge, by_id[r.instruction_id], r) for r in responses for judge in members if judge != r.model
-    ]
+    return [JudgeRequest(judge, by_id[r.instruction_id], r) for r in responses for judge in members if judge != r.model]
 
 
 def table(rows: list[dict]) -> str:
@@ -157,7 +155,8 @@ def table(rows: list[dict]) -> str:
             if engine == "vllm":
                 extra = (
                     f"  | {row['greedy_identical']:11.1%}  {row['likelihood_max_diff']:.1e}, "
-                    f"{row['logprob_max_diff']:.1e}        {row['server_start_s']:8.1f} s  {row['server_rss_gib']:6.2f} GiB"
+                    f"{row['logprob_max_diff']:.1e}        {row['server_start_s']:8.1f} s  "
+                    f"{row['server_rss_gib']:6.2f} GiB"
                 )
             lines.append(
                 f"{row['dtype']:9} {engine:6} {row['answer_tok_per_s'][engine]:12.1f}  "

@@ -121,6 +121,30 @@ def test_scores_equal_the_hf_engine_for_every_member(tribe, instructions, judge_
     assert len({round(j.score, 6) for j in served}) > 1  # not a constant
 
 
+def test_a_ten_written_as_one_then_zero_is_read_like_the_hf_engine(tribe, instructions, agreement_log):
+    """The tiny tokenizer writes "10" as one token; SmolLM2's writes "1" "0". Score tokens of that second kind
+    (single-digit tokens) make both engines take their split-ten path: two requests on vLLM, one pass on HF."""
+    from sparta.backends.base import JUDGES
+    from sparta.backends.judging import ScoreTokens
+    from sparta.backends.judging.logprob import digit_tokens
+    from sparta.backends.vllm.judges import LogprobJudge
+
+    tokenizer = tribe.pool.tokenizer(tribe.members[0])
+    zeros, digits = digit_tokens(tokenizer)
+    split = ScoreTokens('{"score": ', {s: tokenizer.convert_tokens_to_ids(str(s)) for s in range(1, 10)}, zeros, digits)
+    assert split.split_ten and zeros and set(zeros) <= set(digits)
+    served_judge = LogprobJudge(tribe.pool, tribe.config.judge, tribe._ready("judging"), tribe.adapters)
+    local_judge = JUDGES.get("logprob")(tribe.pool, tribe.config.judge)
+    for member in tribe.members:
+        served_judge._tokens[member] = local_judge._tokens[member] = split
+    requests = _judge_requests(tribe, instructions)
+    served, local = served_judge.score(requests), local_judge.score(requests)
+    worst = max(abs(a.score - b.score) for a, b in zip(served, local))
+    agreement_log.append(f"vLLM vs HF logprob judge, '10' split into '1' '0': largest score difference {worst:.1e}")
+    assert worst <= TOLERANCE
+    assert all(json.loads(a.raw)["p"][9] > 0 for a in served)  # P(10) is read after the "1", not dropped
+
+
 def test_generate_judge_replies_agree(tribe, instructions, agreement_log):
     tribe.config.judge.type = tribe.learner.config.judge.type = "generate"
     tribe._judge = tribe.learner._judge = None

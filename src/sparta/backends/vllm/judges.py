@@ -1,48 +1,58 @@
 """The three judges on vLLM's completions API, scoring exactly the token ids the HF engine scores.
 
-What to feed and what to read comes from the HF judges of ``sparta.backends.hf.judges`` (prompt text, score
-tokens, the response's targets with or without the turn end, the score arithmetic); only the forward passes move
-to the server:
+What to feed and what to read comes from ``sparta.backends.judging`` (the layer both engines share: prompt ids,
+score tokens, the likelihood judge's context and targets, raw numbers to judgments); only the forward passes
+move to the server:
 
-- ``generate``   greedy completion of the judge prompt's ids, stopped at the judge's turn end or eos; the reply is
-                 parsed as on HF;
-- ``logprob``    one completion of one token on the ids pre-filled up to the score, with ``logprob_token_ids`` =
-                 the score tokens (full-vocabulary log-probabilities of just those ids). When "10" is "1" + "0", a
-                 second request on the same ids + "1" reads the digit tokens, giving P("0" | "1") and
-                 P(no further digit | "1") exactly as the HF judge's masks do;
-- ``likelihood`` ``echo`` with ``max_tokens: 0`` and ``logprobs: 0`` on context + response ids: the prompt
-                 log-probabilities of the response's tokens.
+- ``generate``   greedy completion of the judge prompt's ids, stopped at the judge's stop ids; parsed as on HF;
+- ``logprob``    a one-token completion of the ids pre-filled up to the score, with ``logprob_token_ids`` = the
+                 score tokens (full-vocabulary log-probabilities of just those ids). When "10" is "1" + "0", a
+                 second request on the ids + "1" reads the digit tokens, for P("0" | "1") and P(no digit | "1");
+- ``likelihood`` ``echo`` with ``max_tokens: 0`` on context + target ids: the prompt log-probabilities of the
+                 targets.
 
-Every request is sent at once (the server batches them); judgments come back in request order.
+Every request of a call is sent at once (the server batches them); judgments come back in request order.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sparta.backends.base import JUDGES, Progress, _no_progress
-from sparta.backends.hf.judges import ScoreTokens, _encode, _judgment
+from sparta.backends.base import Progress, _no_progress
 from sparta.backends.hf.pool import ModelPool
+from sparta.backends.judging import (
+    PREFIX_VARIANTS,
+    JudgeEncoder,
+    ScoreTokens,
+    blank_judgment,
+    generate_inputs,
+    generate_judgment,
+    likelihood_inputs,
+    likelihood_judgment,
+    logprob_inputs,
+    logprob_judgment,
+    member_score_tokens,
+    reading_from_probabilities,
+)
 from sparta.backends.vllm.adapters import AdapterSet
 from sparta.backends.vllm.client import Call, VllmClient
 from sparta.backends.vllm.errors import RequestFailedError
 from sparta.backends.vllm.generation import NEUTRAL_SAMPLING, generated_ids
 from sparta.config import JudgeConfig
-from sparta.judge_prompt import SCORES, expected_score, parse_score, score_distribution
 from sparta.records import JudgeRequest, Judgment
 from sparta.registry import Registry
 
 STAGE = "judging"
 _COMPLETIONS = "/v1/completions"
+_READ_ONE = {"max_tokens": 1, "temperature": 0.0, "logprobs": 1, "return_tokens_as_token_ids": True}
 
 
 @dataclass
 class _Plan:
-    """The calls one judge request needs (none for an empty response) and how their answers become a judgment."""
+    """The calls one judge request needs (none for a blank response) and how their answers become a judgment."""
 
     calls: list[Call]
     finish: Callable[[list[dict[str, Any]]], Judgment]
@@ -51,14 +61,19 @@ class _Plan:
 class _ServerJudge:
     """Sends every request's calls at once and assembles the judgments in request order."""
 
-    hf_judge: str = ""
-
     def __init__(self, pool: ModelPool, config: JudgeConfig, client: VllmClient, adapters: AdapterSet) -> None:
         self.pool = pool
         self.config = config
         self.client = client
         self.adapters = adapters
-        self.oracle = JUDGES.get(self.hf_judge)(pool, config)  # what to feed and read, shared with the HF engine
+        self._encoders: dict[str, JudgeEncoder] = {}
+
+    def encoder(self, member: str) -> JudgeEncoder:
+        if member not in self._encoders:
+            self._encoders[member] = JudgeEncoder(
+                self.pool.member_config(member), self.pool.tokenizer(member), self.config
+            )
+        return self._encoders[member]
 
     def score(self, requests: Sequence[JudgeRequest], progress: Progress = _no_progress) -> list[Judgment]:
         plans = [self.plan(r) for r in requests]
@@ -85,12 +100,12 @@ class _ServerJudge:
         return Call(_COMPLETIONS, {"model": self.adapters.name(member), **body}, member, STAGE)
 
 
-def _label_logprobs(answer: dict[str, Any], ids: Sequence[int], what: str) -> dict[int, float]:
-    """The log-probabilities of ``ids`` at the one generated position (``logprob_token_ids``)."""
+def _label_probabilities(answer: dict[str, Any], ids: Sequence[int], what: str) -> dict[int, float]:
+    """The probabilities of ``ids`` at the one generated position (``logprob_token_ids``)."""
     try:
         read = answer["choices"][0]["logprobs"]["top_logprobs"][0]
         by_id = {int(key.rsplit(":", 1)[1]): float(value) for key, value in read.items()}
-        return {i: by_id[i] for i in ids}
+        return {i: math.exp(by_id[i]) for i in ids}
     except (KeyError, IndexError, TypeError, ValueError) as err:
         raise RequestFailedError(f"{what}: no log-probabilities for the score tokens in the answer ({err!r})") from None
 
@@ -99,28 +114,23 @@ def _label_logprobs(answer: dict[str, Any], ids: Sequence[int], what: str) -> di
 
 
 class GenerateJudge(_ServerJudge):
-    """The judge writes its verdict greedily; ``parse_score`` reads it."""
-
-    hf_judge = "generate"
+    """The judge writes its verdict greedily; the shared layer parses it."""
 
     def plan(self, request: JudgeRequest) -> _Plan:
         member = request.judge
-        tokenizer = self.pool.tokenizer(member)
-        stops = {self.oracle.turn_end(member)} | ({tokenizer.eos_token_id} - {None})
+        inputs = generate_inputs(self.encoder(member), request)
         body = {
-            "prompt": _encode(tokenizer, self.oracle._judge_prompt(member, request)),
-            "max_tokens": self.config.max_new_tokens,
+            "prompt": inputs.prompt_ids,
+            "max_tokens": inputs.max_new_tokens,
             "temperature": 0.0,
             **NEUTRAL_SAMPLING,
-            "stop_token_ids": sorted(stops),
+            "stop_token_ids": list(inputs.stop_ids),
             "return_token_ids": True,
         }
 
         def finish(answers: list[dict[str, Any]]) -> Judgment:
             ids = generated_ids(answers[0], f"member {member!r}, {STAGE}")
-            text = tokenizer.decode(ids, skip_special_tokens=True)
-            parsed = parse_score(text)
-            return _judgment(request, parsed.score, parsed.failure, text)
+            return generate_judgment(request, self.pool.tokenizer(member).decode(ids, skip_special_tokens=True))
 
         return _Plan([self._call(member, body)], finish)
 
@@ -128,55 +138,42 @@ class GenerateJudge(_ServerJudge):
 # --------------------------------------------------------------------------------------------- logprob
 
 
-def _digit_ids(tokens: ScoreTokens) -> tuple[list[int], list[int]]:
-    """(tokens read as "0" after "1", every token starting with a digit) as id lists."""
-    if tokens.zero_mask is None or tokens.digit_mask is None:
-        return [], []
-    return tokens.zero_mask.nonzero().flatten().tolist(), tokens.digit_mask.nonzero().flatten().tolist()
-
-
-def expected_from_logprobs(
-    tokens: ScoreTokens, first: dict[int, float], after_one: dict[int, float] | None
-) -> tuple[float, None, str]:
-    """The logprob judge's (score, failure, raw) from the score tokens' log-probabilities, as the HF judge writes it."""
-    first_probs = {score: math.exp(first[token]) for score, token in tokens.first.items()}
-    if tokens.split_ten:
-        zero_ids, digit_ids = _digit_ids(tokens)
-        after = after_one or {}
-        dist = score_distribution(
-            first_probs,
-            ten_after_one=math.fsum(math.exp(after[i]) for i in zero_ids),
-            end_after_one=max(0.0, 1.0 - math.fsum(math.exp(after[i]) for i in digit_ids)),
-        )
-    else:
-        dist = score_distribution(first_probs)
-    expectation = expected_score(dist)
-    raw = json.dumps({"expected": round(expectation, 4), "p": [round(dist[s], 4) for s in SCORES]})
-    return expectation, None, raw
-
-
 class LogprobJudge(_ServerJudge):
-    """Expected score from the next-token log-probabilities of the score tokens after ``{"score": ``."""
+    """Expected score from the log-probabilities of the score tokens after the pre-filled ``{"score": ``."""
 
-    hf_judge = "logprob"
+    def __init__(
+        self,
+        pool: ModelPool,
+        config: JudgeConfig,
+        client: VllmClient,
+        adapters: AdapterSet,
+        variants: Sequence[tuple[str, str]] = PREFIX_VARIANTS,
+    ) -> None:
+        super().__init__(pool, config, client, adapters)
+        self.variants = tuple(variants)
+        self._tokens: dict[str, ScoreTokens] = {}
+
+    def tokens(self, member: str) -> ScoreTokens:
+        """The member's score tokens, found once (as the HF judge finds them)."""
+        if member not in self._tokens:
+            self._tokens[member] = member_score_tokens(self.encoder(member), self.variants)
+        return self._tokens[member]
 
     def plan(self, request: JudgeRequest) -> _Plan:
         member = request.judge
-        tokens: ScoreTokens = self.oracle.tokens(member)
-        ids = _encode(self.pool.tokenizer(member), self.oracle._judge_prompt(member, request) + tokens.prefix)
-        read = {"max_tokens": 1, "temperature": 0.0, "logprobs": 1, "return_tokens_as_token_ids": True}
+        tokens = self.tokens(member)
+        inputs = logprob_inputs(self.encoder(member), tokens, request)
         first_ids = sorted(set(tokens.first.values()))
-        calls = [self._call(member, {"prompt": ids, "logprob_token_ids": first_ids, **read})]
-        _, digit_ids = _digit_ids(tokens)
-        if tokens.split_ten:
-            after_one = {"prompt": ids + [tokens.first[1]], "logprob_token_ids": digit_ids, **read}
-            calls.append(self._call(member, after_one))
+        calls = [self._call(member, {"prompt": inputs.prompt_ids, "logprob_token_ids": first_ids, **_READ_ONE})]
+        if inputs.after_one_ids is not None:
+            after = {"prompt": inputs.after_one_ids, "logprob_token_ids": list(tokens.digit_ids), **_READ_ONE}
+            calls.append(self._call(member, after))
         what = f"member {member!r}, {STAGE}"
 
         def finish(answers: list[dict[str, Any]]) -> Judgment:
-            first = _label_logprobs(answers[0], first_ids, what)
-            after = _label_logprobs(answers[1], digit_ids, what) if tokens.split_ten else None
-            return _judgment(request, *expected_from_logprobs(tokens, first, after))
+            first = _label_probabilities(answers[0], first_ids, what)
+            after_one = _label_probabilities(answers[1], tokens.digit_ids, what) if len(answers) > 1 else None
+            return logprob_judgment(request, reading_from_probabilities(tokens, first, after_one))
 
         return _Plan(calls, finish)
 
@@ -185,7 +182,7 @@ class LogprobJudge(_ServerJudge):
 
 
 def _prompt_logprobs(answer: dict[str, Any], ids: Sequence[int], start: int, what: str) -> list[float]:
-    """Log P(ids[t] | ids[:t]) for t >= start, from an ``echo`` answer's prompt log-probabilities."""
+    """The values log P(ids[t] | ids[:t]) for t >= start, from an ``echo`` answer's prompt log-probs."""
     try:
         rows = answer["choices"][0]["prompt_logprobs"]
         if len(rows) != len(ids):
@@ -198,22 +195,19 @@ def _prompt_logprobs(answer: dict[str, Any], ids: Sequence[int], start: int, wha
 class LikelihoodJudge(_ServerJudge):
     """The judge's length-normalised likelihood of the response after its own chat prompt for the instruction."""
 
-    hf_judge = "likelihood"
-
     def plan(self, request: JudgeRequest) -> _Plan:
-        if not request.response.text.strip():
-            empty = _judgment(request, 1.0, None, json.dumps({"empty": True}))
-            return _Plan([], lambda _: empty)
         member = request.judge
-        targets, cut = self.oracle._targets(member, request.response.text)
-        context = _encode(self.pool.tokenizer(member), self.pool.prompt_text(member, request.instruction.text))
-        ids = context + targets
+        inputs = likelihood_inputs(self.encoder(member), request)
+        if inputs is None:
+            blank = blank_judgment(request)
+            return _Plan([], lambda _: blank)
+        ids = inputs.context_ids + inputs.target_ids
         body = {"prompt": ids, "echo": True, "max_tokens": 0, "logprobs": 0, "temperature": 0.0}
         what = f"member {member!r}, {STAGE}"
 
         def finish(answers: list[dict[str, Any]]) -> Judgment:
-            logprobs = _prompt_logprobs(answers[0], ids, len(context), what)
-            return self.oracle._judged(request, targets, logprobs, cut)
+            logprobs = _prompt_logprobs(answers[0], ids, len(inputs.context_ids), what)
+            return likelihood_judgment(request, inputs, logprobs, self.config)
 
         return _Plan([self._call(member, body)], finish)
 
