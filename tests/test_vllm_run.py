@@ -64,6 +64,27 @@ def _server_url(log: Path) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def _live_members(pgid: int) -> list[int]:
+    """Processes of the group that are still running (zombies waiting to be reaped do not count)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+def _group_gone(pgid: int, timeout: float = 60) -> bool:
+    """True once no process of the group (the server and its engine process) is left running."""
+    deadline = time.monotonic() + timeout
+    while _live_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return not _live_members(pgid)
+
+
 def _pair_keys(out: Path) -> list[tuple]:
     return [
         (r, p["instruction_id"], p["chosen_model"], p["rejected_model"], p["chosen"], p["rejected"])
@@ -85,6 +106,7 @@ def test_a_killed_vllm_run_resumes_and_its_pairs_agree_with_hf(vllm_server, tmp_
     while healthy(url, timeout=1.0) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not healthy(url, timeout=1.0), f"the server of the killed run still answers at {url}"
+    assert _group_gone(int(re.search(r"process group (\d+)", log.read_text()).group(1)))
     assert sorted(p.name for p in (vllm_out / ENGINE_DIR / INITIAL_ADAPTERS).iterdir()) == sorted(
         ["terse", "careful", "playful"]
     )

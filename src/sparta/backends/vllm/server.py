@@ -171,6 +171,8 @@ class LocalServer:
                 )
             except OSError as err:
                 raise ServerStartError(f"cannot start the vLLM server with {spec.python}: {err}") from None
+            log.write(f"process group {self.process.pid}\n".encode())
+            log.flush()
         atexit.register(self.stop)
         try:
             self._wait_healthy(began)
