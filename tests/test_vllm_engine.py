@@ -258,3 +258,17 @@ def test_a_server_that_cannot_start_quotes_its_log(tmp_path):
     with pytest.raises(ServerStartError, match=r"(?s)exited with status 1 .*No module named 'vllm'"):
         server.start()
     assert server.process is None and "vllm.entrypoints.openai.api_server" in spec.log_path.read_text()
+
+
+def test_a_started_server_is_told_the_pool_s_shape(tmp_path, cache):
+    tribe = build_tribe(_config("training.lora.r=12", "vllm.threads=3", "vllm.extra_args=[--max-num-seqs, '16']"))
+    tribe.bind_run(tmp_path)
+    spec = tribe.server_spec()
+    command = spec.command(port=8123)
+    assert spec.max_lora_rank == 16  # 12 rounded up to a rank vLLM accepts
+    assert spec.max_loras == 3 and spec.lora_target_modules == ("k_proj", "o_proj", "q_proj", "v_proj")
+    assert spec.log_path == tmp_path / "vllm" / "server.log"
+    assert command[command.index("--host") + 1] == "127.0.0.1" and command[-2:] == ["--max-num-seqs", "16"]
+    env = spec.env()
+    assert env["OMP_NUM_THREADS"] == "3" and env["HF_HUB_OFFLINE"] == "1" and env["VLLM_HOST_IP"] == "127.0.0.1"
+    assert tribe.server is None  # nothing starts before the first request

@@ -48,6 +48,11 @@ class Learner(Protocol):
     def load_round(self, round_dir: Path) -> None: ...
 
 
+def _module_names(target_modules: Any) -> list[str]:
+    """PEFT's target_modules: a list or set of names, or one name (or pattern) as a string."""
+    return [target_modules] if isinstance(target_modules, str) else list(target_modules or [])
+
+
 def _served_rank(rank: int) -> int:
     return next((allowed for allowed in LORA_RANKS if allowed >= rank), rank)
 
@@ -89,7 +94,7 @@ class VllmTribe:
         peft = {member: self._peft_config(member) for member in self.members}
         targets = set(vllm.lora_target_modules or self.config.training.lora.target_modules)
         if vllm.lora_target_modules is None:
-            targets |= {name for config in peft.values() for name in config.target_modules}
+            targets |= {name for config in peft.values() for name in _module_names(config.target_modules)}
         return ServerSpec(
             python=vllm.python or default_python(),
             model=str(resolve_model(self.config.pool.members[0].model)),
