@@ -33,7 +33,25 @@ def tiny_run(tmp_path_factory) -> Path:
     )
     assert result.exit_code == 0, result.output
     assert "Leaderboard" in result.output and "judge failure rate" in result.output
+    assert "answers cut by max_new_tokens:" in result.output
     return out
+
+
+def test_training_json_counts_cut_answers_and_long_pairs(tiny_run):
+    from sparta.rundir import read_jsonl
+
+    round_path = tiny_run / "round_001"
+    training = read_json(round_path / "training.json")
+    cut = sum(r["meta"]["finish"] == "length" for r in read_jsonl(round_path / "responses.jsonl"))
+    assert cut > 0  # 8 new tokens from a random model: most answers never end
+    assert training["truncated_responses"] == cut
+    pairs = read_jsonl(round_path / "pairs.jsonl")
+    assert not any(p["chosen_truncated"] or p["rejected_truncated"] for p in pairs)  # tournament.truncated: drop
+    assert training["pairs_dropped_truncated"] > 0 and training["pairs_kept_truncated"] == 0
+    assert training["pairs_dropped_truncated"] + len(pairs) <= 4  # one pair at most per match
+    for member in ("terse", "careful", "playful"):
+        counts = training["members"][member]
+        assert counts["pairs_too_long"] == 0 and counts["pairs_trained"] == len(pairs)
 
 
 def test_eval_report_compare(tiny_run):

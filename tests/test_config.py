@@ -85,3 +85,28 @@ def test_extends_merges_sections_but_replaces_task_options(tmp_path):
     (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
     with pytest.raises(ConfigError, match="cycle"):
         load_config(tmp_path / "loop.yaml")
+
+
+def test_training_max_length_fits_every_answered_prompt_by_default():
+    assert load_config(None).training.max_length == 1024 + 128 + 8
+    members = [{"name": "a", "model": "m", "sampling": {"max_new_tokens": 300}}, {"name": "b", "model": "m"}]
+    cfg = SpartaConfig.model_validate(
+        {"pool": {"members": members, "max_prompt_tokens": 200}, "tournament": {"judges": "all"}}
+    )
+    assert cfg.training.max_length == 200 + 300 + 8  # the longest answer any member may write
+    assert load_config(None, ["training.max_length=1152"]).training.max_length == 1152
+
+
+def test_a_training_max_length_that_drops_answered_prompts_names_both_fields():
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["training.max_length=512"])
+    message = str(caught.value)
+    assert "training.max_length (512)" in message and "pool.max_prompt_tokens (1024)" in message
+    assert "at least 1152" in message
+
+
+def test_truncated_answers_policy():
+    assert SpartaConfig().tournament.truncated == "drop"
+    assert load_config(None, ["tournament.truncated=keep"]).tournament.truncated == "keep"
+    with pytest.raises(ConfigError, match="tournament.truncated"):
+        load_config(None, ["tournament.truncated=cut"])

@@ -68,7 +68,7 @@ def _config(tmp: Path, **extra) -> Path:
             "data": {"task": "procedural", "options": {"size": 20}},
             "pool": {"sampling": {"max_new_tokens": 8}, "max_prompt_tokens": 256},
             "judge": {"type": "likelihood", "batch_size": 8, "max_response_tokens": 32},
-            "training": {"learning_rate": 1.0e-4, "batch_size": 4, "max_length": 96},
+            "training": {"learning_rate": 1.0e-4, "batch_size": 4, "max_length": 264},
         },
         **extra,
     }

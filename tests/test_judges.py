@@ -146,6 +146,27 @@ def test_likelihood_matches_a_hand_computed_mean_logprob(pool):
     assert raw == {"mean_logprob": pytest.approx(mean, abs=1e-4), "tokens": n, "kept": n, "truncated": False}
 
 
+def test_likelihood_scores_an_answer_cut_by_max_new_tokens_as_a_prefix(pool):
+    """No end-of-turn token after an answer that generation cut: the judge scores the prefix it is."""
+    text = "Three plus three is"
+    complete, cut = (
+        JudgeRequest("ben", Instruction("q3", "What is 3 + 3?"), Response("q3", "m", text, {"finish": finish}))
+        for finish in ("eos", "length")
+    )
+    judge = LikelihoodJudge(pool, JudgeConfig(type="likelihood", likelihood_repeat_ngram=0))
+    scored_complete, scored_cut = judge.score([complete, cut])
+    prompt = _ids(pool, "ben", pool.prompt_text("ben", complete.instruction.text))
+    targets = _ids(pool, "ben", text)
+    with torch.no_grad():
+        logits = pool.model("ben")(input_ids=torch.tensor([prompt + targets])).logits[0].double()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    mean = sum(float(logprobs[len(prompt) - 1 + t, tok]) for t, tok in enumerate(targets)) / len(targets)
+    assert scored_cut.score == pytest.approx(1 + 9 * math.exp(mean), abs=1e-6)
+    assert json.loads(scored_cut.raw)["tokens"] == len(targets) and json.loads(scored_cut.raw)["truncated"] is True
+    assert json.loads(scored_complete.raw)["tokens"] == len(targets) + 1
+    assert json.loads(scored_complete.raw)["truncated"] is False
+
+
 def test_likelihood_repetition_mitigation_is_applied(pool):
     looped = _request("ann", 2, "the cat the cat the cat the cat")
     plain, mitigated = (

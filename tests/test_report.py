@@ -374,3 +374,22 @@ def test_bad_round_key_of_the_eval_mean_is_named():
     data = {"scores": [], "mean": {"last": {"t": {"score": 0.5}}}}
     with pytest.raises(EvalFileError, match=r"mean\['last'\]: expected a round number"):
         results_from(data)
+
+
+def test_rounds_count_cut_answers_and_the_pairs_they_cost(tmp_path):
+    from sparta.report.leaderboard import round_summaries
+
+    run = hand_made_run(tmp_path)
+    finish = ["length", "eos", "length", "skipped"]
+    responses = [
+        {"instruction_id": f"i{k}", "model": "A", "text": "t", "meta": {"finish": f}} for k, f in enumerate(finish)
+    ]
+    write_jsonl(round_dir(run, 1) / "responses.jsonl", responses)
+    members = {"A": {"pairs_too_long": 1}, "B": {"pairs_too_long": 3}, "C": {"pairs_too_long": 0}}
+    write_json(round_dir(run, 1) / "training.json", {"pairs": 2, "members": members, "pairs_dropped_truncated": 4})
+    first, second = round_summaries(run)
+    assert (first["truncated_answers"], first["pairs_dropped_truncated"], first["pairs_too_long"]) == (2, 4, 3)
+    assert (second["truncated_answers"], second["pairs_dropped_truncated"], second["pairs_too_long"]) == (None,) * 3
+    rounds = write_report(run).read_text(encoding="utf-8").split('<section id="rounds">')[1].split("</section>")[0]
+    assert "<th>answers cut</th><th>pairs dropped: cut</th><th>pairs too long</th>" in rounds
+    assert '<td class="num">2</td><td class="num">4</td><td class="num">3</td>' in rounds

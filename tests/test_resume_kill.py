@@ -19,7 +19,9 @@ OVERRIDES = [
     "judge.batch_size=1",  # many small judging chunks: a window wide enough to kill the run mid-judging
     "tournament.judges=all",
     "pool.sampling.max_new_tokens=12",
+    "tournament.truncated=keep",  # 12 new tokens rarely end an answer: keep those pairs, so that members train
 ]
+CUT_COUNTS = ("truncated_responses", "pairs_dropped_truncated", "pairs_kept_truncated")
 
 
 def sparta_run(out: Path) -> subprocess.Popen:
@@ -58,6 +60,7 @@ def result(out: Path) -> dict:
         "pairs": [read_jsonl(out / f"round_{r:03d}" / "pairs.jsonl") for r in (1, 2)],
         "responses": [read_jsonl(out / f"round_{r:03d}" / "responses.jsonl") for r in (1, 2)],
         "judgments": [read_jsonl(out / f"round_{r:03d}" / "judgments.jsonl") for r in (1, 2)],
+        "cut": [{k: read_json(out / f"round_{r:03d}" / "training.json")[k] for k in CUT_COUNTS} for r in (1, 2)],
     }
 
 
@@ -65,7 +68,9 @@ def result(out: Path) -> dict:
 def uninterrupted(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("whole") / "run"
     finish(out)
-    return result(out)
+    whole = result(out)
+    assert any(counts["pairs_kept_truncated"] for counts in whole["cut"])  # the counts compared below are not all 0
+    return whole
 
 
 @pytest.mark.parametrize(

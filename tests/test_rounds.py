@@ -1,10 +1,14 @@
 """One round's bookkeeping: online ratings from judgments, then pairs under the end-of-round ratings."""
 
+import dataclasses
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sparta.config import TournamentConfig
 from sparta.records import Instruction, Judgment, Match, Response
-from sparta.tournament import ReputationState, judges_for, preference_pairs, rate_matches, score_table
+from sparta.tournament import ReputationState, judges_for, preference_pairs, rate_matches, score_table, select_pairs
 from sparta.tournament.reputation import update_pair
 
 MEMBERS = ["a", "b", "c", "d"]
@@ -68,3 +72,42 @@ def test_unjudged_match_is_not_rated():
     outcomes = rate_matches(state, matches, table, cfg)
     assert not outcomes[0].rated and outcomes[0].score_b is None
     assert state.updates == 1
+
+
+def _cut(responses, *keys):
+    """The same responses with those answers cut by max_new_tokens."""
+    return {k: dataclasses.replace(r, meta={"finish": "length"}) if k in keys else r for k, r in responses.items()}
+
+
+def test_a_pair_with_a_cut_answer_is_dropped_and_counted_by_default():
+    matches, responses, judgments = setup()
+    table, ratings = score_table(judgments), {m: 100.0 for m in MEMBERS}
+    cut = _cut(responses, ("x1", "b"))  # the rejected side of the one pair
+    dropped = select_pairs(matches, cut, table, ratings, TournamentConfig())
+    assert (dropped.pairs, dropped.dropped_truncated, dropped.kept_truncated) == ([], 1, 0)
+    kept = select_pairs(matches, cut, table, ratings, TournamentConfig(truncated="keep"))
+    assert (len(kept.pairs), kept.dropped_truncated, kept.kept_truncated) == (1, 0, 1)
+    assert (kept.pairs[0].chosen_truncated, kept.pairs[0].rejected_truncated) == (False, True)
+    # a cut answer in a match that makes no pair (the tie) counts nowhere
+    tie = select_pairs(matches, _cut(responses, ("x2", "c")), table, ratings, TournamentConfig())
+    assert (len(tie.pairs), tie.dropped_truncated) == (1, 0) and not tie.pairs[0].rejected_truncated
+
+
+@given(st.lists(st.tuples(st.floats(1, 10), st.floats(1, 10), st.booleans(), st.booleans()), max_size=12))
+def test_drop_and_keep_differ_exactly_by_the_pairs_with_a_cut_side(rows):
+    members = ["a", "b", "c"]
+    matches, responses, judgments = [], {}, []
+    for k, (score_a, score_b, cut_a, cut_b) in enumerate(rows):
+        instruction = Instruction(f"x{k}", f"q{k}")
+        matches.append(Match(k, instruction, "a", "b"))
+        for model, score, cut in (("a", score_a, cut_a), ("b", score_b, cut_b)):
+            responses[(instruction.id, model)] = Response(
+                instruction.id, model, "t", {"finish": "length" if cut else "eos"}
+            )
+            judgments.append(Judgment("c", model, instruction.id, score))
+    table, ratings = score_table(judgments), {m: 100.0 for m in members}
+    keep = select_pairs(matches, responses, table, ratings, TournamentConfig(truncated="keep"))
+    drop = select_pairs(matches, responses, table, ratings, TournamentConfig(truncated="drop"))
+    assert drop.pairs == [p for p in keep.pairs if not (p.chosen_truncated or p.rejected_truncated)]
+    assert drop.dropped_truncated == keep.kept_truncated == len(keep.pairs) - len(drop.pairs)
+    assert drop.kept_truncated == keep.dropped_truncated == 0

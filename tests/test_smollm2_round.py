@@ -25,7 +25,7 @@ def test_one_round_on_smollm2(tmp_path):
             " sampling: {temperature: 0.9, max_new_tokens: 24}},"
             " {name: careful, model: smollm2-135m-instruct, sampling: {temperature: 0.3, max_new_tokens: 24}}]",
             "judge.type=likelihood",
-            "training.max_length=128",
+            "tournament.truncated=keep",
             "training.batch_size=2",
         ]
     )

@@ -12,8 +12,9 @@ pytest.importorskip("trl")
 from peft import get_peft_model_state_dict  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
+from sparta.backends.hf.dpo_data import preference_rows  # noqa: E402
 from sparta.backends.hf.pool import ADAPTER_CONFIG, ADAPTER_WEIGHTS, ModelPool  # noqa: E402
-from sparta.backends.hf.training import TrainingDivergedError, preference_rows, train_member  # noqa: E402
+from sparta.backends.hf.training import TrainingDivergedError, train_member  # noqa: E402
 from sparta.config import LoraConfig, PoolConfig, TrainingConfig  # noqa: E402
 from sparta.records import PreferencePair  # noqa: E402
 
@@ -179,7 +180,7 @@ def test_zero_pairs_saves_the_adapter_unchanged(pool, tmp_path):
 
     metrics = train_member(pool, "bob", [], tmp_path / "bob", _config(), seed=0, progress=calls.append)
 
-    assert metrics == {"steps": 0} and calls == []
+    assert metrics == {"steps": 0, "pairs_trained": 0, "pairs_too_long": 0} and calls == []
     assert _same(load_file(str(tmp_path / "bob" / ADAPTER_WEIGHTS)), before)
 
 
@@ -187,10 +188,48 @@ def test_prompts_that_fill_max_length_are_skipped_and_counted(pool, tmp_path):
     long = PreferencePair("word " * 80, "yes", "no", "bob", "alice", 1.0, "long")
 
     metrics = train_member(pool, "alice", [long], tmp_path / "x", _config(max_length=16), seed=0)
-    assert metrics == {"steps": 0, "skipped_long_prompts": 1}
+    assert metrics == {"steps": 0, "pairs_trained": 0, "pairs_too_long": 1}
 
     metrics = train_member(pool, "alice", [long, *_pairs(2)], tmp_path / "y", _config(max_length=64), seed=0)
-    assert metrics["steps"] == 1 and metrics["skipped_long_prompts"] == 1
+    assert metrics["steps"] == 1 and (metrics["pairs_trained"], metrics["pairs_too_long"]) == (2, 1)
+
+
+def _dropouts_run(pool: ModelPool, member: str, config: TrainingConfig, tmp_path) -> list[tuple[float, bool, float]]:
+    """(p, training mode, share of zeroed inputs) of every Dropout module that runs during ``train_member``."""
+    calls = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.Dropout):
+            zeroed = float((output == 0).float().mean() - (inputs[0] == 0).float().mean())
+            calls.append((module.p, module.training, zeroed))
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        metrics = train_member(pool, member, _pairs(4), tmp_path / member, config, seed=0)
+    finally:
+        handle.remove()
+    assert metrics["steps"] == 1
+    return calls
+
+
+def test_lora_dropout_is_active_during_the_dpo_step_and_restored_after(pool, tmp_path):
+    inner = pool.model("alice").get_base_model()
+    before = {
+        name: (module, module.p) for name, module in inner.named_modules() if isinstance(module, torch.nn.Dropout)
+    }
+    config = _config(lora=LoraConfig(r=4, alpha=8, dropout=0.3))
+    active = [
+        (p, zeroed) for p, training, zeroed in _dropouts_run(pool, "alice", config, tmp_path) if training and p > 0
+    ]
+    assert active and {p for p, _ in active} == {0.3}
+    assert 0.2 < sum(zeroed for _, zeroed in active) / len(active) < 0.4  # about 30% of the LoRA inputs dropped
+    after = {name: (module, module.p) for name, module in inner.named_modules() if isinstance(module, torch.nn.Dropout)}
+    assert after == before  # the same modules, with the pool's own p (0.1), back in place
+
+
+def test_without_lora_dropout_no_dropout_runs_in_the_dpo_step(pool, tmp_path):
+    calls = _dropouts_run(pool, "alice", _config(lora=LoraConfig(r=4, alpha=8, dropout=0.0)), tmp_path)
+    assert calls and all(p == 0 for p, _, _ in calls)  # the pool's 0.1 is off during DPO, as TRL sets it
 
 
 def test_training_is_seeded(pool, tmp_path):

@@ -46,18 +46,29 @@ app = typer.Typer(
 SetOption = typer.Option(None, "--set", help="Override a configuration field: section.field=value (repeatable).")
 
 
+_CUT_COLUMNS = ("truncated_answers", "pairs_dropped_truncated", "pairs_too_long")
+
+
+def _cut_line(rounds: list[dict]) -> str:
+    """What answers cut by max_new_tokens and pairs longer than training.max_length cost, over all rounds."""
+
+    def total(key: str) -> int:
+        return sum(r[key] or 0 for r in rounds)
+
+    return (
+        f"answers cut by max_new_tokens: {total('truncated_answers')}; pairs dropped for a cut answer: "
+        f"{total('pairs_dropped_truncated')}; pairs too long for training.max_length (most for one member): "
+        f"{total('pairs_too_long')}"
+    )
+
+
 def _print_run_summary(out: Path, seconds: float) -> None:
     from sparta.report.leaderboard import round_summaries, run_leaderboard
 
     rounds = round_summaries(out)
     if rounds:
-        console.print(
-            rows_table(
-                [{k: v for k, v in r.items() if k != "training"} for r in rounds],
-                "Rounds",
-                ["round", "matches", "rated", "pairs", "judgments", "judge_failures"],
-            )
-        )
+        columns = ["round", "matches", "rated", "pairs", "judgments", "judge_failures", *_CUT_COLUMNS]
+        console.print(rows_table([{k: v for k, v in r.items() if k != "training"} for r in rounds], "Rounds", columns))
         judged = sum(r["judgments"] for r in rounds)
         failed = sum(r["judge_failures"] for r in rounds)
         kept = sum(r["pairs"] for r in rounds)
@@ -65,6 +76,7 @@ def _print_run_summary(out: Path, seconds: float) -> None:
             f"pairs kept: {kept} of {sum(r['matches'] for r in rounds)} matches; "
             f"judge failure rate: {failed}/{judged} = {failed / judged if judged else 0:.1%}"
         )
+        console.print(_cut_line(rounds))
     console.print(leaderboard_table(run_leaderboard(out)))
     console.print(f"run directory: [bold]{out}[/bold]  ({seconds:.1f} s)")
 

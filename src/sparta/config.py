@@ -18,6 +18,10 @@ OUTPUT_OR_EMBEDDING_MODULES = frozenset({"lm_head", "embed_tokens", "embed_out",
 """Module names of the output head and the token embeddings in common architectures; the vLLM engine refuses
 adapters that train them."""
 
+ANSWER_END_TOKENS = 8
+"""Room a derived ``training.max_length`` leaves after the longest answer: the template's end-of-turn tokens
+(ChatML writes two) and slack for an answer whose text re-tokenizes a little longer than it was generated."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -140,6 +144,12 @@ class TournamentConfig(_Strict):
         "others",
         description="who judges a match: others (the members not fighting: the paper) or all (every member, the "
         "two combatants included; needed with 2 members)",
+    )
+    truncated: Literal["drop", "keep"] = Field(
+        "drop",
+        description="a pair with an answer cut by max_new_tokens (finish: length): drop (not trained on) or keep "
+        "(trained on as the prefix it is: no end-of-turn token after the cut answer); both counted per round in "
+        "training.json. Ours: the authors' code trains on cut answers as if they were complete",
     )
 
     @field_validator("aggregation")
@@ -313,6 +323,11 @@ class PoolConfig(_Strict):
             filled.append(m)
         return {**data, "members": filled}
 
+    def longest_answer_tokens(self) -> int:
+        """The largest ``max_new_tokens`` any member may sample (its own sampling, or the pool's)."""
+        samplings = [m.sampling or self.sampling for m in self.members] or [self.sampling]
+        return max(s.max_new_tokens for s in samplings)
+
     @model_validator(mode="after")
     def _unique_names(self) -> PoolConfig:
         names = [m.name for m in self.members]
@@ -344,7 +359,7 @@ class JudgeConfig(_Strict):
         512,
         ge=1,
         description="a response is cut to this many of the judge's tokens before it is judged; larger: long answers "
-        "judged whole, more memory. Ours: as training.max_length",
+        "judged whole, more memory. Ours: 512, the authors' training max_length",
     )
     likelihood_repeat_ngram: int = Field(
         4,
@@ -399,11 +414,13 @@ class TrainingConfig(_Strict):
         description="device steps per optimizer step: the effective batch is batch_size * this; larger: smoother, "
         "fewer steps. Ours: 1, as few pairs per round at CPU scale",
     )
-    max_length: int = Field(
-        512,
+    max_length: int | None = Field(
+        None,
         ge=16,
-        description="longest prompt + answer TRL trains on, in the member's tokens; TRL cuts longer ones. "
-        "Authors' code: 512",
+        description="longest prompt + answer a member trains on, in its tokens; a pair that does not fit whole is "
+        "dropped and counted (training.json: pairs_too_long), never trained on cut. Unset: pool.max_prompt_tokens "
+        "+ the largest sampling.max_new_tokens + 8 (the end-of-turn tokens), so every answered prompt fits; a value "
+        "below pool.max_prompt_tokens + max_new_tokens is an error. Authors' code: 512",
     )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="the adapter every member trains")
     report_to: list[str] = Field(
@@ -669,6 +686,23 @@ class SpartaConfig(_Strict):
                 f"training.lora.target_modules: {heads} cannot be served by pool.engine=vllm (vLLM's LoRA on the "
                 "output head or embeddings breaks its log-probs); adapt only inner layers, e.g. q_proj k_proj "
                 "v_proj o_proj"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _answers_fit_training(self) -> SpartaConfig:
+        """Every prompt that may be answered and judged must fit DPO with its answer: ``training.max_length`` is
+        derived when unset and checked when set."""
+        prompt, answer = self.pool.max_prompt_tokens, self.pool.longest_answer_tokens()
+        if self.training.max_length is None:
+            self.training = self.training.model_copy(update={"max_length": prompt + answer + ANSWER_END_TOKENS})
+        elif self.training.max_length < prompt + answer:
+            raise ValueError(
+                f"training.max_length ({self.training.max_length}) is shorter than pool.max_prompt_tokens ({prompt}) "
+                f"+ the longest sampling max_new_tokens ({answer}): answers to prompts that generate and are judged "
+                f"fine would be dropped from training. Raise training.max_length to at least {prompt + answer} "
+                f"(or leave it unset: {prompt + answer + ANSWER_END_TOKENS}), or lower pool.max_prompt_tokens to "
+                f"{max(self.training.max_length - answer, 8)}"
             )
         return self
 

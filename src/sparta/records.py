@@ -51,14 +51,23 @@ class Match:
         return cls(d["index"], Instruction.from_dict(d["instruction"]), d["model_a"], d["model_b"])
 
 
+CUT_BY_LENGTH = "length"
+"""``Response.meta["finish"]`` of an answer that ``max_new_tokens`` cut: a prefix, not a complete answer."""
+
+
 @dataclass(frozen=True)
 class Response:
-    """One member's answer to one instruction. ``meta`` carries backend facts (token counts, latent quality)."""
+    """One member's answer to one instruction. ``meta`` carries backend facts (token counts, how it finished)."""
 
     instruction_id: str
     model: str
     text: str
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def truncated(self) -> bool:
+        """The answer was cut by ``max_new_tokens``: it is the prefix of an answer, with no end."""
+        return self.meta.get("finish") == CUT_BY_LENGTH
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,7 +119,8 @@ class Judgment:
 
 @dataclass(frozen=True)
 class PreferencePair:
-    """A DPO training example in TRL's preference format plus where it came from."""
+    """A DPO training example in TRL's preference format plus where it came from; ``*_truncated`` marks an answer
+    cut by ``max_new_tokens`` (trained on as the prefix it is, only with ``tournament.truncated: keep``)."""
 
     prompt: str
     chosen: str
@@ -120,6 +130,8 @@ class PreferencePair:
     margin: float
     instruction_id: str
     domain: str = "general"
+    chosen_truncated: bool = False
+    rejected_truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -40,14 +40,15 @@ from sparta.rundir import (
 from sparta.tasks import draw_round, load_task, split_holdout
 from sparta.tournament import (
     MatchOutcome,
+    PairSelection,
     ReputationState,
     derive_rng,
     derive_seed,
     judges_for,
     make_matches,
-    preference_pairs,
     rate_matches,
     score_table,
+    select_pairs,
 )
 from sparta.tracking.tracker import build_observer
 
@@ -66,6 +67,8 @@ class RoundStats:
     judgments: int
     judge_failures: int
     skipped_responses: int
+    truncated_responses: int
+    pairs_dropped_truncated: int
     training: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,16 +205,18 @@ class RoundLoop:
         matches = self._stage_matches(state, round_index, round_path)
         responses = self._stage_responses(state, round_index, matches)
         judgments = self._stage_judgments(state, round_index, matches, responses)
-        outcomes, pairs = self._stage_ratings(state, round_index, round_path, matches, responses, judgments)
-        training = self._stage_training(state, round_index, round_path, pairs)
+        outcomes, selection = self._stage_ratings(state, round_index, round_path, matches, responses, judgments)
+        training = self._stage_training(state, round_index, round_path, selection, responses)
         return RoundStats(
             round=round_index,
             matches=len(matches),
             rated=sum(o.rated for o in outcomes),
-            pairs=len(pairs),
+            pairs=len(selection.pairs),
             judgments=len(judgments),
             judge_failures=sum(j.score is None for j in judgments),
             skipped_responses=sum(1 for x in responses.values() if x.meta.get("skipped")),
+            truncated_responses=sum(x.truncated for x in responses.values()),
+            pairs_dropped_truncated=selection.dropped_truncated,
             training=training,
         )
 
@@ -309,19 +314,24 @@ class RoundLoop:
         matches: Sequence[Match],
         responses: dict[tuple[str, str], Response],
         judgments: Sequence[Judgment],
-    ) -> tuple[list[MatchOutcome], list[PreferencePair]]:
+    ) -> tuple[list[MatchOutcome], PairSelection]:
         if state.done(round_index, "ratings"):
             outcomes = [MatchOutcome.from_dict(d) for d in read_jsonl(round_path / OUTCOMES)]
             pairs = [PreferencePair.from_dict(d) for d in read_jsonl(round_path / PAIRS)]
-            return outcomes, pairs
+            counts = read_json(round_path / RATINGS).get("pair_selection", {})
+            return outcomes, PairSelection(
+                pairs,
+                dropped_truncated=counts.get("dropped_truncated", 0),
+                kept_truncated=counts.get("kept_truncated", 0),
+            )
         reputation = state.reputation.copy()
         if self.config.tournament.reset_kappa_each_round:
             reputation.updates = 0
         table = score_table(judgments)
         outcomes = rate_matches(reputation, matches, table, self.config.tournament)
-        pairs = preference_pairs(matches, responses, table, reputation.ratings, self.config.tournament)
+        selection = select_pairs(matches, responses, table, reputation.ratings, self.config.tournament)
         write_jsonl(round_path / OUTCOMES, [o.to_dict() for o in outcomes])
-        write_jsonl(round_path / PAIRS, [p.to_dict() for p in pairs])
+        write_jsonl(round_path / PAIRS, [p.to_dict() for p in selection.pairs])
         write_json(
             round_path / RATINGS,
             {
@@ -329,14 +339,23 @@ class RoundLoop:
                 "ratings": reputation.ratings,
                 "sigmas": reputation.sigmas,
                 "updates": reputation.updates,
+                "pair_selection": {
+                    "dropped_truncated": selection.dropped_truncated,
+                    "kept_truncated": selection.kept_truncated,
+                },
             },
         )
         state.reputation = reputation
         self._finish(state, round_index, "ratings")
-        return outcomes, pairs
+        return outcomes, selection
 
     def _stage_training(
-        self, state: RunState, round_index: int, round_path: Path, pairs: Sequence[PreferencePair]
+        self,
+        state: RunState,
+        round_index: int,
+        round_path: Path,
+        selection: PairSelection,
+        responses: dict[tuple[str, str], Response],
     ) -> dict[str, Any]:
         path = round_path / TRAINING
         if state.done(round_index, "training"):
@@ -345,8 +364,14 @@ class RoundLoop:
             metrics: dict[str, Any] = {"skipped": True, "reason": "training.enabled is false"}
         else:
             steps = len(self.members)
+            seed = derive_seed(state.seed, round_index, "training")
             with self.reporter.stage(f"round {round_index}: training", steps) as advance:
-                metrics = self.tribe.train(pairs, round_path, derive_seed(state.seed, round_index, "training"), advance)
+                metrics = self.tribe.train(selection.pairs, round_path, seed, advance)
+        metrics |= {
+            "truncated_responses": sum(x.truncated for x in responses.values()),
+            "pairs_dropped_truncated": selection.dropped_truncated,
+            "pairs_kept_truncated": selection.kept_truncated,
+        }
         write_json(path, metrics)
         self._finish(state, round_index, "training")
         return metrics

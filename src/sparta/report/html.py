@@ -354,11 +354,19 @@ def rounds_section(run_dir: Path) -> Section:
             s["pairs"],
             s["judgments"],
             s["judge_failures"],
+            s["truncated_answers"],
+            s["pairs_dropped_truncated"],
+            s["pairs_too_long"],
             training_summary(s["training"]),
         )
         for s in round_summaries(run_dir)
     ]
-    body = table(["round", "matches", "rated", "pairs", "judgments", "judge failures", "training"], rows)
+    headers = ["round", "matches", "rated", "pairs", "judgments", "judge failures", "answers cut", "pairs dropped: cut"]
+    body = table([*headers, "pairs too long", "training"], rows) + note(
+        "answers cut: answers that reached max_new_tokens (a prefix, never scored or trained on as complete); "
+        "pairs dropped: cut: pairs not trained on because an answer was cut (tournament.truncated: drop); "
+        "pairs too long: the most pairs one member could not train on whole within training.max_length."
+    )
     return Section("rounds", "Rounds", body)
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from sparta.pipeline.state import RunState
-from sparta.rundir import read_json, read_jsonl, round_dir
+from sparta.records import Response
+from sparta.rundir import JUDGMENTS, OUTCOMES, PAIRS, RESPONSES, TRAINING, read_json, read_jsonl, round_dir
 from sparta.tournament.bradley_terry import leaderboard_rows
 
 Outcome = tuple[str, str, float]
@@ -38,22 +39,44 @@ def run_leaderboard(run_dir: Path, n_boot: int = 200, seed: int = 0) -> list[dic
 
 
 def round_summaries(run_dir: Path) -> list[dict[str, Any]]:
-    """Per round: matches, rated matches, pairs kept, judgments and judge failures."""
+    """Per round: matches, rated matches, pairs kept, judgments, judge failures, and what cut answers cost.
+
+    ``truncated_answers`` counts the round's answers cut by ``max_new_tokens`` (from its responses, so runs of any
+    version have it); ``pairs_dropped_truncated`` the pairs not trained on for a cut answer and ``pairs_too_long``
+    the most pairs any member could not train on whole within ``training.max_length`` (both None when the round's
+    training.json does not say).
+    """
     rows = []
     for r in rated_rounds(run_dir):
         rd = round_dir(run_dir, r)
-        judgments = read_jsonl(rd / "judgments.jsonl")
-        outcomes = read_jsonl(rd / "outcomes.jsonl")
-        training = read_json(rd / "training.json") if (rd / "training.json").exists() else {}
+        judgments = read_jsonl(rd / JUDGMENTS)
+        outcomes = read_jsonl(rd / OUTCOMES)
+        training = read_json(rd / TRAINING) if (rd / TRAINING).exists() else {}
         rows.append(
             {
                 "round": r,
                 "matches": len(outcomes),
                 "rated": sum(o["rated"] for o in outcomes),
-                "pairs": len(read_jsonl(rd / "pairs.jsonl")),
+                "pairs": len(read_jsonl(rd / PAIRS)),
                 "judgments": len(judgments),
                 "judge_failures": sum(j["score"] is None for j in judgments),
+                "truncated_answers": _truncated_answers(rd / RESPONSES),
+                "pairs_dropped_truncated": training.get("pairs_dropped_truncated"),
+                "pairs_too_long": _most_too_long(training),
                 "training": training,
             }
         )
     return rows
+
+
+def _truncated_answers(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    return sum(Response.from_dict(row).truncated for row in read_jsonl(path))
+
+
+def _most_too_long(training: dict[str, Any]) -> int | None:
+    counts = [m["pairs_too_long"] for m in training.get("members", {}).values() if "pairs_too_long" in m]
+    if counts:
+        return max(counts)
+    return 0 if "pairs_dropped_truncated" in training else None  # a tribe that drops nothing for length

@@ -11,11 +11,20 @@ from sparta.seeding import derive_rng, derive_seed
 from sparta.tournament.aggregation import AGGREGATORS, aggregate
 from sparta.tournament.matchmaking import make_matches
 from sparta.tournament.reputation import ReputationState, kappa, update_pair
-from sparta.tournament.rounds import MatchOutcome, judges_for, preference_pairs, rate_matches, score_table
+from sparta.tournament.rounds import (
+    MatchOutcome,
+    PairSelection,
+    judges_for,
+    preference_pairs,
+    rate_matches,
+    score_table,
+    select_pairs,
+)
 
 __all__ = [
     "AGGREGATORS",
     "MatchOutcome",
+    "PairSelection",
     "ReputationState",
     "aggregate",
     "derive_rng",
@@ -26,5 +35,6 @@ __all__ = [
     "preference_pairs",
     "rate_matches",
     "score_table",
+    "select_pairs",
     "update_pair",
 ]

@@ -92,6 +92,56 @@ def rate_matches(
     return outcomes
 
 
+@dataclass(frozen=True)
+class PairSelection:
+    """The round's preference pairs and what ``tournament.truncated`` did to pairs with an answer cut short."""
+
+    pairs: list[PreferencePair]
+    dropped_truncated: int = 0
+    kept_truncated: int = 0
+
+
+def select_pairs(
+    matches: Sequence[Match],
+    responses: Mapping[tuple[str, str], Response],
+    table: ScoreTable,
+    ratings: Mapping[str, float],
+    config: TournamentConfig,
+) -> PairSelection:
+    """Chosen = the higher aggregated score under the end-of-round ``ratings``; ties and small margins dropped.
+
+    A pair with an answer cut by ``max_new_tokens`` (``Response.truncated``) is dropped and counted
+    (``truncated: drop``), or kept, counted and marked so that training scores the cut side as a prefix (``keep``).
+    """
+    pairs, dropped, kept = [], 0, 0
+    for match in sorted(matches, key=lambda m: m.index):
+        score_a, score_b = match_scores(match, table, ratings, config.aggregation)
+        if score_a is None or score_b is None or score_a == score_b or abs(score_a - score_b) < config.min_margin:
+            continue
+        winner, loser = (match.model_a, match.model_b) if score_a > score_b else (match.model_b, match.model_a)
+        chosen, rejected = responses[(match.instruction.id, winner)], responses[(match.instruction.id, loser)]
+        if chosen.truncated or rejected.truncated:
+            if config.truncated == "drop":
+                dropped += 1
+                continue
+            kept += 1
+        pairs.append(
+            PreferencePair(
+                prompt=match.instruction.text,
+                chosen=chosen.text,
+                rejected=rejected.text,
+                chosen_model=winner,
+                rejected_model=loser,
+                margin=abs(score_a - score_b),
+                instruction_id=match.instruction.id,
+                domain=match.instruction.domain,
+                chosen_truncated=chosen.truncated,
+                rejected_truncated=rejected.truncated,
+            )
+        )
+    return PairSelection(pairs, dropped_truncated=dropped, kept_truncated=kept)
+
+
 def preference_pairs(
     matches: Sequence[Match],
     responses: Mapping[tuple[str, str], Response],
@@ -99,27 +149,5 @@ def preference_pairs(
     ratings: Mapping[str, float],
     config: TournamentConfig,
 ) -> list[PreferencePair]:
-    """Chosen = the higher aggregated score under the end-of-round ``ratings``; ties and small margins dropped."""
-    pairs = []
-    for match in sorted(matches, key=lambda m: m.index):
-        s_a, s_b = match_scores(match, table, ratings, config.aggregation)
-        if s_a is None or s_b is None or s_a == s_b:
-            continue
-        margin = abs(s_a - s_b)
-        if margin < config.min_margin:
-            continue
-        win, lose = (match.model_a, match.model_b) if s_a > s_b else (match.model_b, match.model_a)
-        iid = match.instruction.id
-        pairs.append(
-            PreferencePair(
-                prompt=match.instruction.text,
-                chosen=responses[(iid, win)].text,
-                rejected=responses[(iid, lose)].text,
-                chosen_model=win,
-                rejected_model=lose,
-                margin=margin,
-                instruction_id=iid,
-                domain=match.instruction.domain,
-            )
-        )
-    return pairs
+    """The pairs of :func:`select_pairs`, without its counts."""
+    return select_pairs(matches, responses, table, ratings, config).pairs

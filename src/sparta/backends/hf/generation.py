@@ -24,7 +24,7 @@ from sparta.backends.base import Progress, _no_progress
 from sparta.backends.hf.pool import ModelPool
 from sparta.config import SamplingConfig
 from sparta.errors import SpartaError
-from sparta.records import Instruction, Response
+from sparta.records import CUT_BY_LENGTH, Instruction, Response
 from sparta.seeding import derive_seed
 
 SKIPPED = "prompt too long"
@@ -126,7 +126,8 @@ def _response(prompt: _Prompt, tokens: list[int], eos: set[int], tokenizer) -> R
     stop = next((i for i, t in enumerate(tokens) if t in eos), None)
     answer = tokens if stop is None else tokens[:stop]  # the end-of-sequence token is counted, not shown
     new_tokens = len(tokens) if stop is None else stop + 1
-    meta = {"new_tokens": new_tokens, "prompt_tokens": len(prompt.ids), "finish": "length" if stop is None else "eos"}
+    finish = CUT_BY_LENGTH if stop is None else "eos"
+    meta = {"new_tokens": new_tokens, "prompt_tokens": len(prompt.ids), "finish": finish}
     text = tokenizer.decode(answer, skip_special_tokens=True).strip()
     return Response(prompt.instruction.id, prompt.member, text, meta)
 

@@ -12,13 +12,15 @@ and the only trainable weights, instead of the ``PeftModel`` itself. Why:
 - The optimizer only sees parameters with ``requires_grad``, which ``set_adapter(member)`` restricts to the
   member's own adapter: the base and the other members' adapters stay untouched.
 
-The shared model is left as it was found (forward method, dropout, train/eval mode); if training diverges the
-member's adapter is restored to its weights from before the call and nothing is saved.
+TRL is given token ids we built (``dpo_data``): a pair it would cut to ``training.max_length`` is dropped and
+counted, and an answer cut by ``max_new_tokens`` is trained on without an end-of-turn token. The LoRA dropout of
+``training.lora.dropout`` is active during the steps (TRL zeroes it otherwise). The shared model is left as it was
+found (forward method, dropout, train/eval mode); if training diverges the member's adapter is restored to its
+weights from before the call and nothing is saved.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import tempfile
@@ -26,12 +28,14 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
+from sparta.backends.hf.dpo_data import TRUNCATION_MODE, check_end_of_turn, fit_pairs
 from sparta.config import TrainingConfig
 from sparta.errors import SpartaError
 from sparta.records import PreferencePair
@@ -40,8 +44,6 @@ if TYPE_CHECKING:
     from peft import PeftModel
 
     from sparta.backends.hf.pool import ModelPool
-
-log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 
@@ -64,45 +66,6 @@ class TrainingDivergedError(SpartaError, RuntimeError):
 # --------------------------------------------------------------------------------------------- data
 
 
-def preference_rows(pool: ModelPool, member: str, pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
-    """TRL's conversational preference format, with the member's own system prompt in the prompt.
-
-    Conversational rows let TRL render prompt and prompt+answer with the member's chat template, so the
-    completion carries the template's end-of-turn token (checked by :func:`_check_end_of_turn`).
-    """
-    return [
-        {
-            "prompt": pool.messages(member, pair.prompt),
-            "chosen": [{"role": "assistant", "content": pair.chosen}],
-            "rejected": [{"role": "assistant", "content": pair.rejected}],
-        }
-        for pair in pairs
-    ]
-
-
-def _prompt_tokens(pool: ModelPool, member: str, instruction: str) -> int:
-    text = pool.prompt_text(member, instruction)
-    return len(pool.tokenizer(member)(text, add_special_tokens=False)["input_ids"])
-
-
-def _fitting_pairs(
-    pool: ModelPool, member: str, pairs: Sequence[PreferencePair], max_length: int
-) -> tuple[list[PreferencePair], int]:
-    """Pairs whose templated prompt leaves room for an answer within ``max_length``; the rest are skipped
-    loudly (TRL would drop them silently, and a cut prompt would train on a context never seen at inference)."""
-    kept = [p for p in pairs if _prompt_tokens(pool, member, p.prompt) < max_length]
-    skipped = len(pairs) - len(kept)
-    if skipped:
-        log.warning(
-            "member %s: skipping %d of %d preference pairs whose prompt fills training.max_length=%d tokens",
-            member,
-            skipped,
-            len(pairs),
-            max_length,
-        )
-    return kept, skipped
-
-
 def _stop_token_ids(model: torch.nn.Module, tokenizer: Any) -> set[int]:
     ids = {tokenizer.eos_token_id}
     generation = getattr(model, "generation_config", None)
@@ -111,16 +74,26 @@ def _stop_token_ids(model: torch.nn.Module, tokenizer: Any) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def _check_end_of_turn(member: str, dataset: Any, stop_ids: set[int]) -> None:
-    """Every tokenized answer must contain a stop token, or DPO would teach the member never to stop."""
-    for column in ("chosen_ids", "rejected_ids"):
-        for index, ids in enumerate(dataset[column]):
-            if not stop_ids.intersection(ids):
-                raise ValueError(
-                    f"member {member!r}: its chat template does not end an assistant turn with an end-of-turn "
-                    f"token (looked for ids {sorted(stop_ids)} in {column} of pair {index}); fix the template "
-                    "or the tokenizer's eos_token before training"
-                )
+def preference_collator(tokenizer: Any, max_length: int | None) -> Any:
+    """TRL's own preference collator, as ``DPOTrainer`` would build it: the fit check and the trainer share it."""
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    return DataCollatorForPreference(
+        pad_token_id=tokenizer.pad_token_id, max_length=max_length, truncation_mode=TRUNCATION_MODE
+    )
+
+
+@cache
+def _tokenized_trainer() -> type:
+    """``DPOTrainer`` trained on rows we tokenized (``dpo_data``): TRL 1.16 tokenizes every dataset it is given,
+    with no way to leave a cut answer's turn open, so its dataset preparation is skipped."""
+    from trl import DPOTrainer
+
+    class TokenizedDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            return dataset
+
+    return TokenizedDPOTrainer
 
 
 # --------------------------------------------------------------------------------------------- the trainer
@@ -138,6 +111,7 @@ def dpo_config(training: TrainingConfig, seed: int, output_dir: Path, use_cpu: b
         per_device_train_batch_size=training.batch_size,
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         max_length=training.max_length,
+        truncation_mode=TRUNCATION_MODE,
         precompute_ref_log_probs=True,
         report_to=list(training.report_to) or "none",
         **trainer_defaults(DPOConfig, seed, output_dir, use_cpu),
@@ -241,6 +215,30 @@ def restoring_shared_model(peft_model: PeftModel, member: str) -> Iterator[None]
         peft_model.set_adapter(member)
 
 
+@contextmanager
+def lora_dropout(peft_model: PeftModel, member: str, p: float) -> Iterator[None]:
+    """``training.lora.dropout`` on the member's adapter for the DPO steps.
+
+    TRL zeroes every dropout when it builds its trainer (``disable_dropout``), the model's own included, so that
+    the reference log-probabilities it precomputes then are deterministic; the LoRA dropout is put back for the
+    steps alone, as a fresh module, and the member's original modules return afterwards. ``p = 0`` changes nothing.
+    """
+    if p == 0:
+        yield
+        return
+    swapped = []
+    for module in peft_model.modules():
+        dropouts = getattr(module, "lora_dropout", None)
+        if isinstance(dropouts, torch.nn.ModuleDict) and member in dropouts:
+            swapped.append((dropouts, dropouts[member]))
+            dropouts[member] = torch.nn.Dropout(p)
+    try:
+        yield
+    finally:
+        for dropouts, original in swapped:
+            dropouts[member] = original
+
+
 def _check_finite_adapter(peft_model: PeftModel, member: str, steps: int) -> None:
     from peft import get_peft_model_state_dict
 
@@ -249,7 +247,7 @@ def _check_finite_adapter(peft_model: PeftModel, member: str, steps: int) -> Non
             raise TrainingDivergedError(member, steps, float("nan"), f"adapter weight {name}")
 
 
-def _summary(watch: _StepWatch, mean_loss: float, steps: int, skipped: int, seconds: float, run_s: float) -> dict:
+def _summary(watch: _StepWatch, mean_loss: float, steps: int, seconds: float, run_s: float) -> dict:
     """``seconds`` covers the whole call (reference pass, setup, saving); ``seconds_per_step`` the steps alone."""
     metrics: dict[str, Any] = {
         "loss": mean_loss,
@@ -262,8 +260,6 @@ def _summary(watch: _StepWatch, mean_loss: float, steps: int, skipped: int, seco
         values = [entry[key] for entry in watch.logs if key in entry]
         if values:
             metrics[key] = sum(values) / len(values)
-    if skipped:
-        metrics["skipped_long_prompts"] = skipped
     return metrics
 
 
@@ -285,24 +281,27 @@ def train_member(
     The adapter lands in ``out_dir`` in PEFT format. ``progress(1)`` is called after every optimizer step.
     ``log_dir`` is where ``training.report_to`` integrations (e.g. tensorboard) write; by default a sibling
     ``<out_dir>.logs`` when ``report_to`` is set, a temporary directory otherwise.
-    Returns ``loss`` (mean over steps), ``final_loss``, ``steps``, ``seconds``, ``seconds_per_step`` and the
-    mean of TRL's implicit-reward statistics (``rewards/accuracies``, ...). Zero pairs: ``{"steps": 0}``,
-    the adapter saved unchanged. Raises :class:`TrainingDivergedError` on a NaN/inf loss, saving nothing.
+    Returns ``loss`` (mean over steps), ``final_loss``, ``steps``, ``seconds``, ``seconds_per_step``, the
+    mean of TRL's implicit-reward statistics (``rewards/accuracies``, ...), ``pairs_trained`` and
+    ``pairs_too_long`` (pairs that do not fit ``training.max_length`` whole: dropped). No pair to train on:
+    ``steps`` 0, the adapter saved unchanged. Raises :class:`TrainingDivergedError` on a NaN/inf loss, saving nothing.
     """
     from datasets import Dataset
-    from trl import DPOTrainer
 
     start = time.perf_counter()
     out_dir = Path(out_dir)
     peft_model = pool.model(member)
     peft_model.set_adapter(member)  # active and trainable, whatever mode the pool left it in
-    kept, skipped = _fitting_pairs(pool, member, pairs, training.max_length)
-    if not kept:
+    inner, tokenizer = peft_model.get_base_model(), pool.tokenizer(member)
+    collator = preference_collator(tokenizer, training.max_length)
+    fitted = fit_pairs(pool, member, pairs, collator)
+    counts = {"pairs_trained": len(fitted.pairs), "pairs_too_long": fitted.too_long}
+    if not fitted.pairs:
         pool.save_adapter(member, out_dir)
-        return {"steps": 0, **({"skipped_long_prompts": skipped} if skipped else {})}
+        return {"steps": 0, **counts}
+    check_end_of_turn(member, fitted, _stop_token_ids(inner, tokenizer))
 
     set_seed(seed)
-    inner = peft_model.get_base_model()
     use_cpu = next(inner.parameters()).device.type == "cpu"
     if log_dir is None and training.report_to:
         log_dir = out_dir.with_name(out_dir.name + ".logs")
@@ -312,19 +311,20 @@ def train_member(
         quiet_trainer(),
         restoring_shared_model(peft_model, member),
     ):
-        trainer = DPOTrainer(
+        trainer = _tokenized_trainer()(
             model=inner,
             args=dpo_config(training, seed, Path(log_dir or scratch), use_cpu),
-            train_dataset=Dataset.from_list(preference_rows(pool, member, kept)),
-            processing_class=pool.tokenizer(member),
+            data_collator=collator,
+            train_dataset=Dataset.from_list([tokens.row() for tokens in fitted.tokens]),
+            processing_class=tokenizer,
             callbacks=[watch],
         )
         trainer.remove_callback(PrinterCallback)
-        _check_end_of_turn(member, trainer.train_dataset, _stop_token_ids(inner, pool.tokenizer(member)))
-        result = trainer.train()
+        with lora_dropout(peft_model, member, training.lora.dropout):  # the reference log-probs are in: no dropout
+            result = trainer.train()
         run_s = float(result.metrics.get("train_runtime", 0.0))
         steps = trainer.state.global_step
         _check_finite_adapter(peft_model, member, steps)
         del trainer
     pool.save_adapter(member, out_dir)
-    return _summary(watch, float(result.training_loss), steps, skipped, time.perf_counter() - start, run_s)
+    return {**_summary(watch, float(result.training_loss), steps, time.perf_counter() - start, run_s), **counts}

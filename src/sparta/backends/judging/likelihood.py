@@ -1,8 +1,9 @@
 """The likelihood judge: no rating prompt, the judge's own length-normalised probability of the response.
 
 The context is the judge's chat prompt for the instruction (its system prompt included); the scored tokens are
-the response's, cut to ``judge.max_response_tokens``, followed by the turn-end token unless the response was cut:
-ending the answer is part of answering, but a prefix has no end to score.
+the response's, cut to ``judge.max_response_tokens``, followed by the turn-end token unless the response is a
+prefix: cut here, or cut by its own ``max_new_tokens`` (``Response.truncated``). Ending the answer is part of
+answering, but a prefix has no end to score.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from sparta.records import JudgeRequest, Judgment
 
 @dataclass(frozen=True)
 class LikelihoodInputs:
-    """Read log P(target_t | context, target_<t) for every target: ``context_ids + target_ids`` in one pass."""
+    """Read log P(target_t | context, target_<t) for every target: ``context_ids + target_ids`` in one pass.
+    ``truncated``: the targets are a prefix of the answer (no turn-end token scored)."""
 
     context_ids: list[int]
     target_ids: list[int]
@@ -31,10 +33,11 @@ def likelihood_inputs(encoder: JudgeEncoder, request: JudgeRequest) -> Likelihoo
     if not request.response.text.strip():
         return None
     ids, cut = encoder.response_ids(request.response)
+    prefix = cut or request.response.truncated
     return LikelihoodInputs(
         context_ids=encoder.encode(encoder.chat_prompt(request.instruction.text)),
-        target_ids=ids if cut else ids + [encoder.turn_end],
-        truncated=cut,
+        target_ids=ids if prefix else ids + [encoder.turn_end],
+        truncated=prefix,
     )
 
 
