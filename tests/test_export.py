@@ -26,7 +26,13 @@ from sparta.publishing.export import EXPORT_JSON  # noqa: E402
 from sparta.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_dir, file_sha256, round_dir  # noqa: E402
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
-OVERRIDES = ["run.rounds=1", "run.instructions_per_round=6", "pool.sampling.max_new_tokens=12", "training.batch_size=8"]
+OVERRIDES = [
+    "run.rounds=1",
+    "run.instructions_per_round=6",
+    "pool.sampling.max_new_tokens=12",
+    "tournament.truncated=keep",  # 12 new tokens rarely end a random model's answer: train on those pairs too
+    "training.batch_size=8",
+]
 MEMBER = "careful"
 TOLERANCE = 1e-5
 

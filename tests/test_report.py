@@ -19,7 +19,7 @@ from sparta.pipeline.state import STAGES, RunState
 from sparta.report import judging, pair_examples, ratings, wins
 from sparta.report.files import ReportError
 from sparta.report.html import DISPLAY_CHARS, write_report
-from sparta.rundir import atomic_write_text, round_dir, write_json, write_jsonl
+from sparta.rundir import atomic_write_text, read_jsonl, round_dir, write_json, write_jsonl
 from sparta.tournament import ReputationState
 
 MEMBERS = ["A", "B", "C"]
@@ -387,9 +387,13 @@ def test_rounds_count_cut_answers_and_the_pairs_they_cost(tmp_path):
     write_jsonl(round_dir(run, 1) / "responses.jsonl", responses)
     members = {"A": {"pairs_too_long": 1}, "B": {"pairs_too_long": 3}, "C": {"pairs_too_long": 0}}
     write_json(round_dir(run, 1) / "training.json", {"pairs": 2, "members": members, "pairs_dropped_truncated": 4})
+    pairs = [{**row, "rejected_truncated": True} for row in read_jsonl(round_dir(run, 2) / "pairs.jsonl")]
+    write_jsonl(round_dir(run, 2) / "pairs.jsonl", pairs)  # the pair shown in the report: its rejected side was cut
     first, second = round_summaries(run)
     assert (first["truncated_answers"], first["pairs_dropped_truncated"], first["pairs_too_long"]) == (2, 4, 3)
     assert (second["truncated_answers"], second["pairs_dropped_truncated"], second["pairs_too_long"]) == (None,) * 3
-    rounds = write_report(run).read_text(encoding="utf-8").split('<section id="rounds">')[1].split("</section>")[0]
+    text = write_report(run).read_text(encoding="utf-8")
+    rounds = text.split('<section id="rounds">')[1].split("</section>")[0]
     assert "<th>answers cut</th><th>pairs dropped: cut</th><th>pairs too long</th>" in rounds
     assert '<td class="num">2</td><td class="num">4</td><td class="num">3</td>' in rounds
+    assert "<h4>rejected (A), cut by max_new_tokens</h4>" in text and "<h4>chosen (B)</h4>" in text

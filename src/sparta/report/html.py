@@ -301,6 +301,10 @@ def judges_section(agreement: Sequence[JudgeAgreement], failures: Sequence[Judge
     return Section("judges", "Judges", body)
 
 
+def _cut(truncated: bool) -> str:
+    return ", cut by max_new_tokens" if truncated else ""
+
+
 def pairs_section(examples: Sequence[PairExample]) -> Section:
     if not examples:
         return Section("pairs", "Preference pairs", note("No preference pair was kept in any rated round."))
@@ -313,8 +317,10 @@ def pairs_section(examples: Sequence[PairExample]) -> Section:
             f"margin {esc(fmt(p.margin))}"
             f"<h4>prompt</h4>{pre(p.prompt, DISPLAY_CHARS)}"
             '<div class="sides">'
-            f'<div class="chosen"><h4>chosen ({esc(p.chosen_model)})</h4>{pre(p.chosen, DISPLAY_CHARS)}</div>'
-            f'<div class="rejected"><h4>rejected ({esc(p.rejected_model)})</h4>{pre(p.rejected, DISPLAY_CHARS)}</div>'
+            f'<div class="chosen"><h4>chosen ({esc(p.chosen_model)}){_cut(p.chosen_truncated)}</h4>'
+            f"{pre(p.chosen, DISPLAY_CHARS)}</div>"
+            f'<div class="rejected"><h4>rejected ({esc(p.rejected_model)}){_cut(p.rejected_truncated)}</h4>'
+            f"{pre(p.rejected, DISPLAY_CHARS)}</div>"
             "</div></div>"
         )
     r = examples[0].round

@@ -35,7 +35,8 @@ def spread_by_margin(pairs: Sequence[dict[str, Any]], n: int) -> list[dict[str, 
 
 def _pair(row: dict[str, Any]) -> PreferencePair:
     fields = {key: row[key] for key in FIELDS} | {"margin": float(row["margin"])}
-    return PreferencePair(**fields, domain=row.get("domain", "general"))
+    cut = {key: bool(row.get(key, False)) for key in ("chosen_truncated", "rejected_truncated")}
+    return PreferencePair(**fields, **cut, domain=row.get("domain", "general"))
 
 
 def preference_examples(run_dir: Path, n: int = 4) -> list[PairExample]:
