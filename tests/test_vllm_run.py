@@ -36,6 +36,7 @@ def _greedy_config(tmp_path: Path) -> Path:
     overlay = {
         "extends": str(ROOT / "configs" / "tiny.yaml"),
         "run": {"instructions_per_round": 6},
+        "tournament": {"truncated": "keep"},  # 16 greedy tokens rarely end a random model's answer: keep those pairs
         "pool": {"members": members},
         "judge": {"batch_size": 1},
     }
