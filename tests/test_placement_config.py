@@ -27,6 +27,7 @@ def test_two_ray_workers_need_nothing_but_the_two_overrides():
         (["backend.placement=ray", "ray.gpus_per_worker=0.5"], "pool.device='cpu' and ray.gpus_per_worker=0.5"),
         (["ray.gpus_per_worker=2"], "ray.gpus_per_worker: Input should be less than or equal to 1"),
         (["ray.workers=0"], "ray.workers: Input should be greater than or equal to 1"),
+        (["ray.address=headnode"], "ray.address: expected none, 'auto', HOST:PORT or ray://HOST:PORT"),
     ],
 )
 def test_bad_placements_name_the_fields(overrides, expected):

@@ -551,6 +551,16 @@ class RayConfig(_Strict):
         "larger objects spill to disk. Ray's own default would take 30% of the machine's memory",
     )
 
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, address: str | None) -> str | None:
+        if address is None or address == "auto" or address.startswith("ray://"):
+            return address
+        host, colon, port = address.rpartition(":")
+        if not (colon and host and port.isdigit()):
+            raise ValueError(f"expected none, 'auto', HOST:PORT or ray://HOST:PORT, got {address!r}")
+        return address
+
 
 class TrackerConfig(_Strict):
     """One experiment tracker that logs the run itself (ratings, pairs, judge failures, DPO metrics, stage times).

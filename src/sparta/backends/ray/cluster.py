@@ -16,6 +16,7 @@ caches stay where they were. Its logs go to a temporary directory, removed at th
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -97,6 +98,7 @@ def start_private(cpus: float, gpus: float, object_store_mb: int, root: Path | N
             _node_ip_address=LOOPBACK,
             _temp_dir=str(root / "ray"),
             object_store_memory=object_store_mb * 2**20,
+            logging_level=logging.WARNING,  # no "started a local Ray instance" between the progress bars
         )
     return Cluster(owned=True, connected_here=True, temp_root=root)
 

@@ -140,3 +140,8 @@ class RayLearner:
             self.workers.close()
             self._cluster.close()
             self._cluster = None
+
+
+def build(config: SpartaConfig) -> RayLearner:
+    """Training on Ray workers of its own, for an engine that answers and judges elsewhere; ``close`` releases them."""
+    return RayLearner.start(config)

@@ -8,7 +8,6 @@ the run directory: a trained adapter goes back to the driver as bytes, and adapt
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,7 +64,6 @@ class TribeWorker:
         self.threads = threads
         self.tribe: Any = None
         self._finished = 0  # requests answered or judged since the worker started: the driver's progress bars
-        self._scratch = Path(tempfile.mkdtemp(prefix=f"sparta-worker-{index}-"))
 
     def setup(self, config: SpartaConfig) -> WorkerInfo:
         import torch
@@ -94,25 +92,19 @@ class TribeWorker:
 
     def train_member(self, member: str, pairs: Sequence[PreferencePair], seed: int) -> TrainedMember:
         """Train ``member`` as the local tribe would and send back what it saved, leaving nothing on this node."""
-        round_scratch = Path(tempfile.mkdtemp(dir=self._scratch))
-        try:
-            metrics = self.tribe.train_one(member, pairs, round_scratch, seed)
-            return TrainedMember(member, metrics, _read_tree(round_scratch))
-        finally:
-            shutil.rmtree(round_scratch, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="sparta-worker-") as scratch:
+            metrics = self.tribe.train_one(member, pairs, Path(scratch), seed)
+            return TrainedMember(member, metrics, _read_tree(Path(scratch)))
 
     def load_adapters(self, *adapters: AdapterFiles) -> int:
         """Give each named member the adapter sent as bytes; returns how many were loaded."""
-        round_scratch = Path(tempfile.mkdtemp(dir=self._scratch))
-        try:
+        with tempfile.TemporaryDirectory(prefix="sparta-worker-") as scratch:
             for adapter in adapters:
-                directory = adapter_dir(round_scratch, adapter.member)
+                directory = adapter_dir(Path(scratch), adapter.member)
                 directory.mkdir(parents=True)
                 for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
                     (directory / name).write_bytes(adapter.files[name])
                 self.tribe.pool.load_adapter(adapter.member, directory)
-        finally:
-            shutil.rmtree(round_scratch, ignore_errors=True)
         return len(adapters)
 
     def apply(self, function: Callable[..., Any], *args: Any) -> Any:
