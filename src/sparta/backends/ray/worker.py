@@ -74,7 +74,9 @@ class TribeWorker:
         if ray.get_gpu_ids():  # Ray made this worker's GPU(s) the only visible ones
             config = config.model_copy(update={"pool": config.pool.model_copy(update={"device": "cuda:0"})})
         self.tribe = HFTribe(config)
-        return WorkerInfo(self.index, os.getpid(), ray.util.get_node_ip_address(), config.pool.device)
+        return WorkerInfo(
+            index=self.index, pid=os.getpid(), node=ray.util.get_node_ip_address(), device=config.pool.device
+        )
 
     def _advance(self, count: int) -> None:
         self._finished += count
