@@ -50,3 +50,11 @@ def test_a_run_may_change_its_placement_but_not_what_it_computes(tmp_path):
     assert load_config(out / CONFIG_YAML).backend.placement == "ray"
     with pytest.raises(RunDirectoryError, match=r"differs in run\.seed"):
         RoundLoop(load_config(TINY, ["backend.placement=ray", "run.seed=1"]), out, tribe=None).open()
+
+
+def test_every_placement_places_both_engines():
+    from sparta.backends.base import LEARNERS, PLACEMENTS
+
+    assert PLACEMENTS.names() == LEARNERS.names() == ["local", "ray"]
+    config = load_config(TINY, ["backend.placement=ray", "pool.engine=vllm"])  # the servers answer, Ray trains
+    assert config.backend.placement == "ray" and config.pool.engine == "vllm"

@@ -56,12 +56,12 @@ def result(out: Path) -> dict:
     return found
 
 
-def adapters(out: Path) -> dict[tuple[int, str], dict]:
+def adapters(out: Path, rounds: Sequence[int] = ROUNDS) -> dict[tuple[int, str], dict]:
     from safetensors.torch import load_file
 
     return {
         (r, member): load_file(adapter_dir(round_dir(out, r), member) / ADAPTER_WEIGHTS)
-        for r in ROUNDS
+        for r in rounds
         for member in MEMBERS
     }
 

@@ -4,7 +4,7 @@ as DPO moves them, identically on both workers."""
 import sys
 
 import pytest
-from ray_runs import adapters
+from ray_runs import ON_RAY, adapters, largest_difference, tiny_config
 
 ray = pytest.importorskip("ray")
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
@@ -63,3 +63,28 @@ def test_adapter_trained_on_worker_1_is_what_worker_0_uses(tmp_path, local_run, 
     assert weights_on_worker_0.keys() == written.keys()
     assert max((weights_on_worker_0[k] - written[k]).abs().max().item() for k in written) <= 1e-6
     assert (tmp_path / "adapters" / "careful" / "adapter_model.safetensors").is_file()  # the driver wrote it
+
+
+def test_the_vllm_engine_trains_on_ray_workers(tmp_path, local_run, ray_run):
+    """pool.engine=vllm with backend.placement=ray: the servers answer and judge, the Ray workers train."""
+    from sparta.backends.ray.learner import RayLearner
+    from sparta.backends.vllm.tribe import VllmTribe
+
+    local_out, _ = local_run
+    _, _, tribe = ray_run
+    config = tiny_config(*ON_RAY, "pool.engine=vllm")
+    engine = VllmTribe(config, RayLearner(config, tribe.workers))  # no server starts before a request is sent
+    assert engine.pool.prompt_text("careful", "Hi?") == tribe.workers.apply(
+        1, lambda hf_tribe: hf_tribe.pool.prompt_text("careful", "Hi?")
+    )  # the driver's pool, for the servers' prompts, templates as the workers do
+    pairs = [PreferencePair.from_dict(row) for row in read_jsonl(round_dir(local_out, 2) / PAIRS)]
+    seed = derive_seed(read_json(local_out / STATE_JSON)["seed"], 2, "training")
+    engine.load_round(round_dir(local_out, 1))
+    engine.train(pairs, round_dir(tmp_path, 2), seed)
+    engine.close()  # its learner did not start these workers, so they keep running
+    assert tribe.workers.apply(0, lambda hf_tribe: hf_tribe.members) == ["terse", "careful", "playful"]
+    trained = adapters(tmp_path, rounds=(2,))
+    assert (
+        largest_difference(trained, {key: value for key, value in adapters(local_out).items() if key in trained})
+        <= 1e-6
+    )

@@ -101,7 +101,11 @@ class WorkerGroup:
         self.actors = [REMOTE_WORKER.options(**options).remote(index, threads) for index in range(config.ray.workers)]
         self.infos = [WorkerInfo(index) for index in range(len(self.actors))]  # pid and node once set up
         self._seen = [0] * len(self.actors)
-        self.infos = self.call_all("starting", "setup", config)
+        try:
+            self.infos = self.call_all("starting", "setup", config)
+        except BaseException:
+            self.close()  # none of them is any use now; on a joined cluster they would hold their share
+            raise
 
     def __len__(self) -> int:
         return len(self.actors)
