@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[llm,test,tracking,lm-eval]"
+	$(BIN)/python -m pip install -q -e ".[llm,ray,test,tracking,lm-eval]"
 	touch $(STAMP)
 
 # The vLLM engine's server environment (pool.engine=vllm): vLLM's CPU build over the same pinned CPU torch wheel.
@@ -41,6 +41,7 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 # One torch thread: the tests' tiny models gain nothing from two, and their subprocesses then never oversubscribe.
+# The Ray tests (tests/ray_placement) run in a network namespace with only loopback where root and unshare allow it.
 test: $(STAMP) $(VLLM_STAMP) browser lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 

@@ -7,6 +7,7 @@ import pytest
 from sparta.config import TournamentConfig
 from sparta.pipeline.loop import RunDirectoryError, run_chunked
 from sparta.pipeline.state import RunState
+from sparta.rundir import read_jsonl
 from sparta.tournament import ReputationState, update_pair
 
 
@@ -37,11 +38,12 @@ def test_run_chunked_resumes_from_the_partial_file(tmp_path):
     path = tmp_path / "out.jsonl"
     calls = []
 
-    def work(chunk, index):
-        calls.append(index)
-        if index == 2 and len(calls) == 3:
-            raise KeyboardInterrupt  # a crash in the middle of the stage
-        return [{"x": x} for x in chunk]
+    def work(chunks):
+        for chunk, index in chunks:
+            calls.append(index)
+            if index == 2 and len(calls) == 3:
+                raise KeyboardInterrupt  # a crash in the middle of the stage
+            yield [{"x": x} for x in chunk]
 
     items = list(range(10))
     with pytest.raises(KeyboardInterrupt):
@@ -54,10 +56,32 @@ def test_run_chunked_resumes_from_the_partial_file(tmp_path):
     assert not (tmp_path / "out.partial.jsonl").exists()
 
 
+def test_run_chunked_checkpoints_groups_and_keeps_finished_chunks_on_an_error(tmp_path):
+    """A parallel tribe's chunks: the partial file grows a group at a time, and an error keeps every finished chunk."""
+    path, partial = tmp_path / "out.jsonl", tmp_path / "out.partial.jsonl"
+    seen_on_disk = []
+
+    def work(chunks):
+        for chunk, index in chunks:
+            seen_on_disk.append(len(read_jsonl(partial)) if partial.exists() else 0)
+            if index == 3:
+                raise RuntimeError("a worker died")
+            yield [{"x": x} for x in chunk]
+
+    with pytest.raises(RuntimeError, match="worker died"):
+        run_chunked(path, list(range(10)), work, 2, lambda n: None, group=2)
+    assert seen_on_disk == [0, 0, 4, 4]  # written after chunks 0-1, not after chunk 0 or 2 alone
+    assert read_jsonl(partial) == [{"x": x} for x in range(6)]  # chunk 2 finished before the error: kept
+    rows = run_chunked(
+        path, list(range(10)), lambda chunks: ([{"x": x} for x in c] for c, _ in chunks), 2, lambda n: None
+    )
+    assert rows == [{"x": x} for x in range(10)] and not partial.exists()
+
+
 def test_run_chunked_rejects_a_torn_partial_file(tmp_path):
     (tmp_path / "out.partial.jsonl").write_text('{"x": 0}\n{"x": 1}\n')
     with pytest.raises(RunDirectoryError, match="chunk boundary"):
-        run_chunked(tmp_path / "out.jsonl", list(range(10)), lambda c, i: [], 3, lambda n: None)
+        run_chunked(tmp_path / "out.jsonl", list(range(10)), lambda chunks: iter([]), 3, lambda n: None)
 
 
 def test_run_files_are_readable_by_others(tmp_path):

@@ -275,3 +275,16 @@ def test_members_train_one_after_another_on_the_shared_base(pool, tmp_path):
     assert not _same(_adapter(pool, "bob"), bob_before)
     assert _same(_adapter(pool, "alice"), alice_after)
     assert _same(load_file(str(tmp_path / "alice" / ADAPTER_WEIGHTS)), alice_after)
+
+
+def test_training_sends_no_usage_report_to_the_hub(pool, tmp_path, monkeypatch):
+    """TRL trainers post a usage report to the Hugging Face Hub when built; a run must not leave loopback."""
+    from queue import Queue
+
+    from huggingface_hub.utils import _telemetry
+
+    monkeypatch.delenv("CI", raising=False)  # TRL stays quiet on CI machines only
+    monkeypatch.setattr(_telemetry, "_TELEMETRY_QUEUE", Queue())
+    monkeypatch.setattr(_telemetry, "_start_telemetry_thread", lambda: None)  # whatever is queued stays queued
+    train_member(pool, "alice", _pairs(4), tmp_path / "alice", _config(), seed=0)
+    assert _telemetry._TELEMETRY_QUEUE.empty()

@@ -492,12 +492,17 @@ class DataConfig(_Strict):
 
 
 class BackendConfig(_Strict):
-    """What plays the pool."""
+    """What plays the pool, and where."""
 
     kind: str = Field(
         "hf",
         description="a registered tribe backend: hf (transformers + PEFT models) or simulated (a synthetic tribe "
         "with latent skills, section simulation, for ablations in seconds)",
+    )
+    placement: str = Field(
+        "local",
+        description="a registered placement of the tribe: local (this process) or ray (data-parallel Ray workers, "
+        "each holding the base model(s) and every member's adapter; see the ray section). Results do not depend on it",
     )
 
     @field_validator("kind")
@@ -506,6 +511,55 @@ class BackendConfig(_Strict):
         from sparta.backends.base import TRIBES
 
         return _registered(TRIBES, name)
+
+    @field_validator("placement")
+    @classmethod
+    def _known_placement(cls, name: str) -> str:
+        from sparta.backends.base import PLACEMENTS
+
+        return _registered(PLACEMENTS, name)
+
+
+class RayConfig(_Strict):
+    """The Ray cluster of ``backend.placement: ray``: where it is and how the tribe's workers are sized."""
+
+    address: str | None = Field(
+        None,
+        description="none: the cluster this process already joined (ray.init) or else a private local cluster that "
+        "sparta starts on 127.0.0.1 and shuts down; 'auto': the cluster running on this machine (ray start); "
+        "HOST:PORT: the cluster whose head listens there",
+    )
+    workers: int = Field(
+        2, ge=1, description="data-parallel worker actors; each loads the base model(s) and every member's adapter"
+    )
+    gpus_per_worker: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="GPUs each worker reserves (0.5: two workers share one GPU); more than 0 needs pool.device "
+        "cuda, and each worker then computes on its own GPU",
+    )
+    cpus_per_worker: float = Field(
+        1.0,
+        gt=0,
+        description="CPU cores each worker reserves; its torch thread count is this, rounded down (at least 1)",
+    )
+    object_store_mb: int = Field(
+        512,
+        ge=64,
+        description="private cluster only: shared memory for Ray objects (shards, results, adapters), in MiB; "
+        "larger objects spill to disk. Ray's own default would take 30% of the machine's memory",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, address: str | None) -> str | None:
+        if address is None or address == "auto" or address.startswith("ray://"):
+            return address
+        host, colon, port = address.rpartition(":")
+        if not (colon and host and port.isdigit()):
+            raise ValueError(f"expected none, 'auto', HOST:PORT or ray://HOST:PORT, got {address!r}")
+        return address
 
 
 class TrackerConfig(_Strict):
@@ -617,7 +671,8 @@ class RunConfig(_Strict):
     rounds: int = Field(
         8,
         ge=1,
-        description="SPARTA rounds; the only field that may change when a run is resumed (to extend it). Paper: 8",
+        description="SPARTA rounds; may change when a run is resumed (to extend it), as may where the tribe runs "
+        "(backend.placement, the ray section). Paper: 8",
     )
     instructions_per_round: int = Field(
         1000,
@@ -666,6 +721,8 @@ class SpartaConfig(_Strict):
             raise ValueError(f"tracking: {dupes} listed more than once; each tracker type logs the run once")
         return trackers
 
+    ray: RayConfig = Field(default_factory=RayConfig, description="the cluster of backend.placement=ray")
+
     @model_validator(mode="after")
     def _enough_judges(self) -> SpartaConfig:
         n = len(self.pool.members)
@@ -703,6 +760,24 @@ class SpartaConfig(_Strict):
                 f"fine would be dropped from training. Raise training.max_length to at least {prompt + answer} "
                 f"(or leave it unset: {prompt + answer + ANSWER_END_TOKENS}), or lower pool.max_prompt_tokens to "
                 f"{max(self.training.max_length - answer, 8)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ray_fits_the_pool(self) -> SpartaConfig:
+        if self.backend.placement != "ray":
+            return self
+        if self.backend.kind != "hf":
+            raise ValueError(
+                f"backend.placement=ray places HF members on Ray workers; backend.kind={self.backend.kind!r} "
+                "runs in one process: use backend.placement=local"
+            )
+        on_gpu = self.pool.device.startswith("cuda")
+        if on_gpu != (self.ray.gpus_per_worker > 0):
+            raise ValueError(
+                f"pool.device={self.pool.device!r} and ray.gpus_per_worker={self.ray.gpus_per_worker} disagree: "
+                "workers compute on GPUs only when they reserve some; set both (pool.device=cuda with "
+                "ray.gpus_per_worker>0) or neither"
             )
         return self
 

@@ -11,6 +11,7 @@ is meant to be shared), without ever changing the umask.
       config.yaml  state.json
       round_001/   matches.jsonl responses.jsonl judgments.jsonl outcomes.jsonl pairs.jsonl ratings.json
                    training.json adapters/MEMBER/{adapter_config.json, adapter_model.safetensors}
+                   (while a stage runs: its NAME.partial.jsonl of what is finished)
       tracking/    tracking.json (what each experiment tracker has logged) and the trackers' own files
       vllm/        server.log initial-adapters/MEMBER/   (pool.engine=vllm only)
 """
@@ -71,6 +72,12 @@ def round_index_of(round_path: Path) -> int:
 def adapter_dir(round_path: Path, member: str) -> Path:
     """Where a member's adapter after a round's training lives: ``round_RRR/adapters/MEMBER``."""
     return Path(round_path) / ADAPTERS / member
+
+
+def partial_path(path: Path) -> Path:
+    """Where a stage keeps what it finished so far before ``path`` is complete: ``NAME.partial.jsonl``."""
+    path = Path(path)
+    return path.with_name(path.stem + ".partial.jsonl")
 
 
 # --------------------------------------------------------------------------------------------- atomic writes

@@ -7,7 +7,7 @@ checked when the configuration loads and the simulated tribe never pays for impo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -62,20 +62,34 @@ TRIBES: Registry[TribeFactory] = Registry("backend")
 ENGINES: Registry[TribeFactory] = Registry("pool engine")
 """pool.engine -> the factory of a tribe of real models that answers and judges with that engine."""
 
-ENGINES.register("hf", "sparta.backends.hf.tribe:build")
+ENGINES.register("hf", "sparta.backends.base:build_placed")
 ENGINES.register("vllm", "sparta.backends.vllm.tribe:build")
 
+PLACEMENTS: Registry[TribeFactory] = Registry("placement")
+"""backend.placement -> the factory of the HF tribe placed there: local (this process) or ray (data-parallel Ray
+workers, ``sparta.backends.ray``). The ``hf`` engine is this tribe."""
+
+PLACEMENTS.register("local", "sparta.backends.hf.tribe:build")
+PLACEMENTS.register("ray", "sparta.backends.ray.tribe:build")
+
 LEARNERS: Registry[TribeFactory] = Registry("placement")
-"""placement -> the factory of what trains the members for an engine that only answers and judges (the vLLM
+"""backend.placement -> the factory of what trains the members for an engine that only answers and judges (the vLLM
 engine delegates ``train`` and ``load_round`` to it, and reads the members' tokenizers and chat templates from its
-``pool``). Today one placement: local, the HF tribe in this process."""
+``pool``): local, the HF tribe in this process; ray, Ray workers that train (``RayLearner``). Same names as
+:data:`PLACEMENTS`, so every placement works with every engine."""
 
 LEARNERS.register("local", "sparta.backends.hf.tribe:build")
+LEARNERS.register("ray", "sparta.backends.ray.learner:build")
 
 
 def build_engine(config: SpartaConfig) -> Tribe:
     """The tribe of real models whose answering and judging engine ``pool.engine`` names."""
     return ENGINES.get(config.pool.engine)(config)
+
+
+def build_placed(config: SpartaConfig) -> Tribe:
+    """The HF tribe where ``backend.placement`` puts it (the ``hf`` engine)."""
+    return PLACEMENTS.get(config.backend.placement)(config)
 
 
 TRIBES.register("simulated", "sparta.backends.simulated:build")
@@ -102,3 +116,46 @@ def bind_run(tribe: Tribe, run_dir: Path) -> None:
     bind = getattr(tribe, "bind_run", None)
     if bind is not None:
         bind(Path(run_dir))
+
+
+# --------------------------------------------------------------------------------------------- several chunks
+#
+# The round loop cuts answering and judging into chunks whose boundaries and seeds depend only on the
+# configuration. A tribe that can work on several chunks at once (data-parallel workers) says how many with
+# ``parallel_chunks`` and offers ``generate_chunks`` / ``judge_chunks``; the loop then checkpoints after every
+# ``parallel_chunks`` chunks. Any other tribe runs the chunks one by one, exactly as a single call each.
+
+GenerateChunk = tuple[Sequence[tuple[str, Instruction]], int]
+"""The (member, instruction) requests of one chunk and the chunk's sampling seed."""
+
+
+def parallel_chunks(tribe: Tribe) -> int:
+    """How many chunks the tribe works on at once (1 for a tribe in one process)."""
+    return int(getattr(tribe, "parallel_chunks", 1))
+
+
+def generate_chunks(
+    tribe: Tribe, chunks: Iterable[GenerateChunk], progress: Progress = _no_progress
+) -> Iterator[list[Response]]:
+    """Each chunk's responses, chunk after chunk in order, however many chunks run at the same time."""
+    parallel = getattr(tribe, "generate_chunks", None)
+    if parallel is not None:
+        return parallel(chunks, progress)
+    return (tribe.generate(requests, seed, progress) for requests, seed in chunks)
+
+
+def judge_chunks(
+    tribe: Tribe, chunks: Iterable[Sequence[JudgeRequest]], progress: Progress = _no_progress
+) -> Iterator[list[Judgment]]:
+    """Each chunk's judgments, chunk after chunk in order, however many chunks run at the same time."""
+    parallel = getattr(tribe, "judge_chunks", None)
+    if parallel is not None:
+        return parallel(chunks, progress)
+    return (tribe.judge(requests, progress) for requests in chunks)
+
+
+def close_tribe(tribe: Tribe) -> None:
+    """Release what the tribe holds outside this process (workers, a private cluster); a no-op for most."""
+    close = getattr(tribe, "close", None)
+    if close is not None:
+        close()

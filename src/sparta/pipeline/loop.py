@@ -4,18 +4,28 @@ Each round runs five stages: matches, responses, judgments, ratings, training. A
 written atomically before ``state.json`` records the stage as finished, so a run killed at any moment resumes
 at the first unfinished stage. The two long stages (responses, judgments) also keep a ``*.partial.jsonl`` of
 finished chunks; chunk boundaries and seeds depend only on the configuration, so a resumed stage produces the
-same lines as an uninterrupted one.
+same lines as an uninterrupted one. A tribe that works on several chunks at once (``parallel_chunks``, e.g. Ray
+workers) gets them together and the partial file grows by that many chunks at a time; finished chunks are never
+lost, and which process ran a chunk never changes its lines.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sparta.backends.base import Tribe, bind_run, build_tribe
+from sparta.backends.base import (
+    Tribe,
+    bind_run,
+    build_tribe,
+    close_tribe,
+    generate_chunks,
+    judge_chunks,
+    parallel_chunks,
+)
 from sparta.config import SpartaConfig, dump_config, load_config
 from sparta.pipeline.observer import StageObserver
 from sparta.pipeline.progress import Reporter, SilentReporter
@@ -31,6 +41,7 @@ from sparta.rundir import (
     TRAINING,
     RunDirectoryError,
     atomic_write_text,
+    partial_path,
     read_json,
     read_jsonl,
     round_dir,
@@ -56,6 +67,9 @@ T = TypeVar("T")
 
 CHUNKS_PER_STAGE = 20
 """Long stages checkpoint about this many times; more would rewrite the partial file too often."""
+
+Chunk = tuple[Sequence[T], int]
+"""One chunk of a long stage's requests and its index in the stage."""
 
 
 @dataclass
@@ -92,24 +106,36 @@ def _chunk_size(n: int, floor: int) -> int:
 def run_chunked(
     path: Path,
     items: Sequence[T],
-    work: Callable[[Sequence[T], int], list[dict[str, Any]]],
+    work: Callable[[Sequence[Chunk[T]]], Iterable[list[dict[str, Any]]]],
     chunk: int,
     resumed: Callable[[int], None],
+    group: int = 1,
 ) -> list[dict[str, Any]]:
     """Run ``work`` over fixed chunks of ``items``, checkpointing finished chunks in ``path``'s partial file.
 
-    ``work`` reports its own progress; ``resumed`` is told how many items an earlier process already finished.
+    ``work`` gets the unfinished chunks and yields each one's rows in chunk order; the partial file is rewritten
+    after every ``group`` chunks, and on an error with the chunks finished so far. ``work`` reports its own
+    progress; ``resumed`` is told how many items an earlier process already finished.
     """
-    partial = path.with_name(path.stem + ".partial.jsonl")
+    partial = partial_path(path)
     rows = read_jsonl(partial) if partial.exists() else []
     if len(rows) > len(items) or (len(rows) % chunk and len(rows) != len(items)):
         raise RunDirectoryError(
             f"{partial}: {len(rows)} lines do not end on a chunk boundary; delete it to redo the stage"
         )
     resumed(len(rows))
-    for start in range(len(rows), len(items), chunk):
-        rows.extend(work(items[start : start + chunk], start // chunk))
-        write_jsonl(partial, rows)
+    saved = len(rows)
+    pending = [(items[start : start + chunk], start // chunk) for start in range(len(rows), len(items), chunk)]
+    try:
+        for done, chunk_rows in enumerate(work(pending), 1):
+            rows.extend(chunk_rows)
+            if done % group == 0:
+                write_jsonl(partial, rows)
+                saved = len(rows)
+    except BaseException:
+        if len(rows) > saved:  # chunks that finished before the error are kept
+            write_jsonl(partial, rows)
+        raise
     write_jsonl(path, rows)
     partial.unlink(missing_ok=True)
     return rows
@@ -159,9 +185,10 @@ class RoundLoop:
     def _check_same_config(self, path: Path) -> None:
         old = load_config(path).model_dump(mode="json")
         new = self.config.model_dump(mode="json")
-        old["run"].pop("rounds"), new["run"].pop("rounds")
-        old.pop("tracking", None), new.pop("tracking", None)  # trackers change what is logged, not the run
-        old.pop("vllm", None), new.pop("vllm", None)  # where the servers run: every request carries its own seed
+        # how many rounds, what is logged, and where the tribe and the servers run never change what a round computes
+        for dump in (old, new):
+            dump["run"].pop("rounds"), dump["backend"].pop("placement"), dump.pop("ray")
+            dump.pop("tracking", None), dump.pop("vllm", None)
         changed = sorted(
             f"{section}.{key}"
             for section in new
@@ -171,8 +198,8 @@ class RoundLoop:
         if changed:
             raise RunDirectoryError(
                 f"{self.out} holds a run with another configuration (differs in {', '.join(changed)}); "
-                "resume it with its own config.yaml or choose a new --out "
-                "(only run.rounds, tracking and the vllm section may change)"
+                "resume it with its own config.yaml or choose a new --out (only run.rounds, tracking, "
+                "backend.placement and the ray and vllm sections may change)"
             )
 
     def _restore_tribe(self, state: RunState) -> None:
@@ -255,7 +282,7 @@ class RoundLoop:
         stage: str,
         label: str,
         requests: Sequence[T],
-        run_chunk: Callable[[Sequence[T], int, Callable[[int], None]], list[Any]],
+        run_chunks: Callable[[Sequence[Chunk[T]], Callable[[int], None]], Iterator[list[Any]]],
         batch: int,
     ) -> list[dict[str, Any]]:
         """A stage whose work is a long list of requests: checkpointed chunk by chunk, resumable mid-way."""
@@ -264,10 +291,11 @@ class RoundLoop:
             return read_jsonl(path)
         with self.reporter.stage(f"round {round_index}: {label}", len(requests)) as advance:
 
-            def work(chunk: Sequence[T], index: int) -> list[dict[str, Any]]:
-                return [x.to_dict() for x in run_chunk(chunk, index, advance)]
+            def work(chunks: Sequence[Chunk[T]]) -> Iterator[list[dict[str, Any]]]:
+                return ([x.to_dict() for x in done] for done in run_chunks(chunks, advance))
 
-            rows = run_chunked(path, requests, work, _chunk_size(len(requests), batch), advance)
+            size = _chunk_size(len(requests), batch)
+            rows = run_chunked(path, requests, work, size, advance, parallel_chunks(self.tribe))
         self._finish(state, round_index, stage)
         return rows
 
@@ -278,9 +306,10 @@ class RoundLoop:
         requests = list({(member, inst.id): (member, inst) for member, inst in requests}.values())
 
         def answer(
-            chunk: Sequence[tuple[str, Instruction]], index: int, advance: Callable[[int], None]
-        ) -> list[Response]:
-            return self.tribe.generate(chunk, derive_seed(state.seed, round_index, "responses", index), advance)
+            chunks: Sequence[Chunk[tuple[str, Instruction]]], advance: Callable[[int], None]
+        ) -> Iterator[list[Response]]:
+            seeded = [(chunk, derive_seed(state.seed, round_index, "responses", index)) for chunk, index in chunks]
+            return generate_chunks(self.tribe, seeded, advance)
 
         rows = self._long_stage(
             state, round_index, "responses", "answering", requests, answer, self.config.pool.generation_batch_size
@@ -298,8 +327,8 @@ class RoundLoop:
             for side in (match.model_a, match.model_b)
         ]
 
-        def judge(chunk: Sequence[JudgeRequest], index: int, advance: Callable[[int], None]) -> list[Judgment]:
-            return self.tribe.judge(chunk, advance)
+        def judge(chunks: Sequence[Chunk[JudgeRequest]], advance: Callable[[int], None]) -> Iterator[list[Judgment]]:
+            return judge_chunks(self.tribe, [chunk for chunk, _ in chunks], advance)
 
         rows = self._long_stage(
             state, round_index, "judgments", "judging", requests, judge, self.config.judge.batch_size
@@ -373,6 +402,7 @@ class RoundLoop:
             "pairs_kept_truncated": selection.kept_truncated,
         }
         write_json(path, metrics)
+        partial_path(path).unlink(missing_ok=True)  # members a parallel tribe finished before a crash
         self._finish(state, round_index, "training")
         return metrics
 
@@ -395,7 +425,15 @@ def _training_skipped(round_path: Path) -> bool:
 def run(
     config: SpartaConfig, out_dir: Path, reporter: Reporter | None = None, tribe: Tribe | None = None
 ) -> tuple[RoundLoop, list[RoundStats]]:
-    """Run or resume the configured run in ``out_dir``, logging it to the configured trackers."""
+    """Run or resume the configured run in ``out_dir``, logging it to the configured trackers; a tribe built here
+    is closed at the end."""
     observer = build_observer(config, out_dir)  # before the tribe loads: a missing tracker library fails at once
-    loop = RoundLoop(config, out_dir, tribe or build_tribe(config), reporter, observer)
-    return loop, loop.run()
+    if tribe is not None:
+        loop = RoundLoop(config, out_dir, tribe, reporter, observer)
+        return loop, loop.run()
+    built = build_tribe(config)
+    try:
+        loop = RoundLoop(config, out_dir, built, reporter, observer)
+        return loop, loop.run()
+    finally:
+        close_tribe(built)

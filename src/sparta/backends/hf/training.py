@@ -161,19 +161,25 @@ class _StepWatch(TrainerCallback):
 
 @contextmanager
 def quiet_trainer() -> Iterator[None]:
-    """No progress bars from ``datasets`` or TRL's reference pass (the caller drives its own), and no
-    deprecation notices about names that only the Trainer itself uses."""
+    """No progress bars from ``datasets`` or TRL's reference pass (the caller drives its own), no deprecation
+    notices about names that only the Trainer itself uses, and no usage report: every TRL trainer posts one to the
+    Hugging Face Hub when it is built (a DNS query and an HTTPS request per member and round) unless
+    ``HF_HUB_DISABLE_TELEMETRY`` was set before ``huggingface_hub`` was imported."""
     import datasets
+    from huggingface_hub import constants as hub
 
     was_enabled = datasets.is_progress_bar_enabled()
     previous = os.environ.get("TQDM_DISABLE")
+    telemetry = hub.HF_HUB_DISABLE_TELEMETRY
     datasets.disable_progress_bars()
     os.environ["TQDM_DISABLE"] = "1"
+    hub.HF_HUB_DISABLE_TELEMETRY = True  # read by huggingface_hub.utils.send_telemetry at each call
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             yield
     finally:
+        hub.HF_HUB_DISABLE_TELEMETRY = telemetry
         if was_enabled:
             datasets.enable_progress_bars()
         if previous is None:

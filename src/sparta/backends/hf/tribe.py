@@ -45,17 +45,25 @@ class HFTribe:
         self, pairs: Sequence[PreferencePair], round_dir: Path, seed: int, progress: Progress = _no_progress
     ) -> dict[str, Any]:
         """Train every member on all the round's pairs, one after the other; ``progress(1)`` per member."""
-        from sparta.backends.hf.training import train_member
-
         per_member = {}
         for member in self.members:
-            out_dir = adapter_dir(round_dir, member)
-            # clones train with their original's seed so that they stay one model
-            key = self.pool.member_config(member).clone_of or member
-            member_seed = derive_seed(seed, "train", key) % 2**31  # numpy, under set_seed, wants 32 bits
-            per_member[member] = train_member(self.pool, member, pairs, out_dir, self.config.training, member_seed)
+            per_member[member] = self.train_one(member, pairs, round_dir, seed)
             progress(1)
         return {"pairs": len(pairs), "members": per_member}
+
+    def train_one(self, member: str, pairs: Sequence[PreferencePair], round_dir: Path, seed: int) -> dict[str, Any]:
+        """Train one member on all the round's pairs (``seed``: the round's) and save its adapter under ``round_dir``.
+
+        A member's result depends on nothing but the pool as it was at the start of the round, so members may be
+        trained in any order, or in other processes holding the same pool.
+        """
+        from sparta.backends.hf.training import train_member
+
+        # clones train with their original's seed so that they stay one model
+        key = self.pool.member_config(member).clone_of or member
+        member_seed = derive_seed(seed, "train", key) % 2**31  # numpy, under set_seed, wants 32 bits
+        out_dir = adapter_dir(round_dir, member)
+        return train_member(self.pool, member, pairs, out_dir, self.config.training, member_seed)
 
     def load_round(self, round_dir: Path) -> None:
         """Give every member the adapter saved by :meth:`train` in ``round_dir``."""

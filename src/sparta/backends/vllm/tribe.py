@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from sparta.backends.base import LEARNERS, Progress, _no_progress
+from sparta.backends.base import LEARNERS, Progress, _no_progress, close_tribe
 from sparta.backends.hf.models import resolve_model
 from sparta.backends.hf.pool import ModelPool
 from sparta.backends.vllm.adapters import AdapterSet
@@ -146,12 +146,13 @@ class VllmTribe:
             self.adapters.want(member, round_index, adapter_dir(round_dir, member))
 
     def close(self) -> None:
-        """Stop the server sparta started (a user's servers are left running)."""
+        """Stop the server sparta started (a user's servers are left running) and the learner's workers, if any."""
         if self.server is not None:
             self.server.stop()
             self.server = None
         self.client = None
         self.adapters.loaded.clear()
+        close_tribe(self.learner)
 
     # ------------------------------------------------------------------ the Tribe contract
 
