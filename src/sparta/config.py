@@ -135,6 +135,12 @@ class TournamentConfig(_Strict):
         description="the outcome factor of the reputation update: a registered rule, paper (|Phi(z) - Phi(-z)|, as "
         "the paper's formula and the authors' code) or upset_aware (more credit for beating a stronger opponent)",
     )
+    kappa_counter: Literal["advance_first", "advance_after"] = Field(
+        "advance_first",
+        description="when kappa's pair counter advances: advance_first (before kappa is computed, so the first pair "
+        "gets kappa0 * decay ** (1 / decay_steps): the authors' RatingSystem) or advance_after (kappa from the pairs "
+        "rated before this one, so the first pair gets kappa0: this project's former default)",
+    )
     reset_kappa_each_round: bool = Field(
         False,
         description="restart kappa's update counter every round, as the authors' code does (a defect we do not "
