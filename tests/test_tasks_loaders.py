@@ -360,3 +360,36 @@ def test_mixture_rejects_colliding_ids():
     part = {"task": "procedural", "options": {"size": 10, "seed": 0}}
     with pytest.raises(ValueError, match="collide"):
         load_task("mixture", {"parts": [part, part]})
+
+
+class _CountingId(str):
+    """An instruction id that counts how often it is compared for equality."""
+
+    comparisons = 0
+
+    def __eq__(self, other):
+        _CountingId.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_mixture_checks_ids_in_linear_time(monkeypatch):
+    from sparta.tasks import TASKS, TaskError, load_task
+
+    n = 1500
+
+    def counting_ids(options, *, on_bad_record="error"):
+        prefix = options.get("prefix", "")
+        return [Instruction(id=_CountingId(f"{prefix}{i}"), text=f"item {i}") for i in range(n)]
+
+    monkeypatch.setitem(TASKS._entries, "counting-ids", counting_ids)
+    _CountingId.comparisons = 0
+    mixed = load_task(
+        "mixture", {"parts": [{"task": "counting-ids"}, {"task": "counting-ids", "options": {"prefix": "b"}}]}
+    )
+    assert len(mixed) == 2 * n
+    # a pairwise check (ids.count per id) compares about (2n)^2 = 9 million times; hashing compares almost never
+    assert _CountingId.comparisons < 2 * n
+    with pytest.raises(TaskError, match=r"collide across parts, e\.g\. \['0', '1', '10'\]"):
+        load_task("mixture", {"parts": [{"task": "counting-ids"}, {"task": "counting-ids"}]})

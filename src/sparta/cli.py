@@ -63,7 +63,7 @@ def _cut_line(rounds: list[dict]) -> str:
 
 
 def _print_run_summary(out: Path, seconds: float) -> None:
-    from sparta.report.leaderboard import round_summaries, run_leaderboard
+    from sparta.report.leaderboard import LEADERBOARD_TITLE, round_summaries, run_leaderboard
 
     rounds = round_summaries(out)
     if rounds:
@@ -77,7 +77,7 @@ def _print_run_summary(out: Path, seconds: float) -> None:
             f"judge failure rate: {failed}/{judged} = {failed / judged if judged else 0:.1%}"
         )
         console.print(_cut_line(rounds))
-    console.print(leaderboard_table(run_leaderboard(out)))
+    console.print(leaderboard_table(run_leaderboard(out), LEADERBOARD_TITLE))
     console.print(f"run directory: [bold]{out}[/bold]  ({seconds:.1f} s)")
 
 
@@ -176,17 +176,17 @@ def evaluate(
         None, help="comma-separated rounds (0 = initial pool); default: initial and final"
     ),
     tasks: Optional[Path] = typer.Option(None, help="YAML list of task specs {task, options, limit, scorer, judge}"),
-    limit: int = typer.Option(100, help="items per task (a seeded choice of held-out items)"),
-    max_new_tokens: Optional[int] = typer.Option(None, help="answer length (default: the pool's)"),
+    limit: int = typer.Option(100, min=1, help="items per task (a seeded choice of held-out items)"),
+    max_new_tokens: Optional[int] = typer.Option(None, min=1, help="answer length (default: the pool's)"),
 ) -> None:
     """Evaluate every member at the chosen rounds on held-out items, and each later round against the first on the same
     items (paired); writes eval.json and eval.csv."""
-    import yaml
-
     from sparta.evaluation import eval_table_rows, evaluate_run, paired_table_rows
+    from sparta.evaluation.rounds import parse_rounds
+    from sparta.evaluation.specs import read_specs
 
-    specs = yaml.safe_load(tasks.read_text()) if tasks else None
-    round_list = [int(x) for x in rounds.split(",")] if rounds else None
+    specs = read_specs(tasks) if tasks else None
+    round_list = parse_rounds(rounds) if rounds is not None else None
     result = evaluate_run(run_dir, round_list, specs, limit, RichReporter(), max_new_tokens=max_new_tokens)
     console.print(rows_table(eval_table_rows(result.results), "Evaluation: score [95% bootstrap CI] on held-out items"))
     paired = paired_table_rows(result.results)

@@ -776,17 +776,25 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A configuration file as a dict; ``extends: OTHER.yaml`` (relative to the file) is read first and overlaid
-    (sections merge key by key, lists and ``options`` mappings are replaced)."""
+def read_yaml_file(path: Path, what: str = "configuration file") -> Any:
+    """The YAML document in ``path``; a missing or unreadable file, or bad YAML, is a ConfigError naming the file
+    (and the line)."""
     if not path.is_file():
-        raise ConfigError(f"configuration file {path} does not exist")
+        raise ConfigError(f"{what} {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+
+
+def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A configuration file as a dict; ``extends: OTHER.yaml`` (relative to the file) is read first and overlaid
+    (sections merge key by key, lists and ``options`` mappings are replaced)."""
+    data = read_yaml_file(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     parent = data.pop("extends", None)

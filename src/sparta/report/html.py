@@ -152,7 +152,7 @@ def leaderboard_section(run_dir: Path) -> Section:
     ]
     body = table(["rank", "member", "reputation", "Bradley-Terry", "95% interval", "W-L-T"], rows) + note(
         "Reputation after the last rated round; Bradley-Terry ratings (mean 1000, bootstrap interval) and the "
-        "win-loss-tie record are fitted on the last rated round's matches."
+        "win-loss-tie record count the matches of all rated rounds."
     )
     return Section("leaderboard", "Leaderboard", body)
 
