@@ -21,8 +21,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from transformers.utils import logging as hf_logging
 
 from sparta.backends import chat
-from sparta.backends.hf.models import loadable_reference, resolve_model
 from sparta.config import LoraConfig, MemberConfig, PoolConfig, SamplingConfig
+from sparta.provisioning import loadable_reference, resolve_model
 from sparta.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, atomic_write_bytes, atomic_write_text
 from sparta.seeding import derive_seed
 
