@@ -90,6 +90,9 @@ def test_leaderboard_fits_every_rounds_outcomes(tmp_path):
             wins[row["model_a"] if row["score_a"] > row["score_b"] else row["model_b"]] += 1
     assert {r["member"]: r["wins"] for r in rows} == wins
     assert "all rounds" in LEADERBOARD_TITLE
+    from sparta.report.html import write_report
+
+    assert "count the matches of all rated rounds" in write_report(tmp_path).read_text()
     result = runner.invoke(app, ["simulate", "--models", "4", "--rounds", "2", "--instructions", "20"])
     assert result.exit_code == 0, result.output
     assert "over all rounds" in " ".join(result.output.split())

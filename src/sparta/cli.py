@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from sparta.config import load_config
+from sparta.config import ConfigError, load_config
 from sparta.errors import SpartaError
 from sparta.report.console import RichReporter, console, leaderboard_table, rows_table
 
@@ -101,13 +101,13 @@ def run(
 
 @app.command()
 def simulate(
-    models: int = typer.Option(10, help="pool size"),
-    rounds: int = typer.Option(8),
-    instructions: int = typer.Option(1000, help="instructions per round"),
+    models: int = typer.Option(10, min=3, help="pool size (3 or more: two fight, the others judge)"),
+    rounds: int = typer.Option(8, min=1),
+    instructions: int = typer.Option(1000, min=1, help="instructions per round"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default: a temporary one)"),
     seed: int = typer.Option(0),
     ablations: bool = typer.Option(False, "--ablations", help="compare aggregation and pairing variants over seeds"),
-    seeds: int = typer.Option(5, help="seeds per variant for --ablations"),
+    seeds: int = typer.Option(5, min=1, help="seeds per variant for --ablations"),
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """SPARTA on a synthetic tribe with latent skills: the full loop in seconds, and the paper's ablations."""
@@ -276,17 +276,20 @@ def _judge_check_table(rows: list[dict], title: str):
 def judge_check(
     config: Path = typer.Argument(..., help="YAML configuration whose pool members act as judges"),
     types: str = typer.Option("generate,logprob,likelihood", help="comma-separated judge types"),
-    n: int = typer.Option(10, "--n", help="probes per kind"),
+    n: int = typer.Option(10, "--n", min=1, help="probes per kind"),
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """Measure each judge type's pairwise accuracy on probes with a known better response."""
+    from sparta.backends.base import JUDGES
     from sparta.backends.hf.pool import ModelPool
     from sparta.backends.hf.probes import KINDS, best_judge_type
     from sparta.backends.hf.probes import judge_check as run_check
 
     cfg = load_config(config, overrides or [])
+    judge_types = [JUDGES.check(t.strip(), "--types") for t in types.split(",") if t.strip()]
+    if not judge_types:
+        raise ConfigError(f"--types names no judge type; known: {', '.join(JUDGES.names())}")
     pool = ModelPool(cfg.pool, cfg.training.lora, cfg.run.seed)
-    judge_types = [t.strip() for t in types.split(",") if t.strip()]
     with RichReporter().stage("judge-check", len(judge_types) * len(pool.members) * n * len(KINDS) * 2) as advance:
         rows = run_check(pool, judge_types, cfg.judge, n, cfg.run.seed, advance)
     console.print(_judge_check_table(rows, f"judge-check: pairwise accuracy, {n} probes per kind (0.5 = chance)"))
@@ -296,7 +299,7 @@ def judge_check(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="run directory (resumed if it exists)"),
-    probes: int = typer.Option(4, help="judge-check probes per kind before the run"),
+    probes: int = typer.Option(4, min=1, help="judge-check probes per kind before the run"),
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """SPARTA on four SmolLM2-135M-Instruct members: judge-check, two rounds, leaderboard."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sparta.backends.base import Tribe, bind_run, build_tribe
-from sparta.config import SpartaConfig, dump_config, load_config
+from sparta.config import ConfigError, SpartaConfig, dump_config, load_config
 from sparta.pipeline.observer import StageObserver
 from sparta.pipeline.progress import Reporter, SilentReporter
 from sparta.pipeline.state import RunState
@@ -125,6 +125,7 @@ class RoundLoop:
         tribe: Tribe,
         reporter: Reporter | None = None,
         observer: StageObserver | None = None,
+        instructions: list[Instruction] | None = None,
     ):
         self.config = config
         self.out = Path(out_dir)
@@ -133,16 +134,14 @@ class RoundLoop:
         self.observer = observer if observer is not None else build_observer(config, self.out)
         self.state_path = self.out / STATE_JSON
         self.members = config.member_names()
-        self._instructions: list[Instruction] | None = None
+        self._instructions = instructions
         self.state: RunState | None = None
 
     # -- set-up -------------------------------------------------------------------------------------------
     def open(self) -> RunState:
         self.out.mkdir(parents=True, exist_ok=True)
-        config_path = self.out / CONFIG_YAML
-        if config_path.exists():
-            self._check_same_config(config_path)
-        atomic_write_text(config_path, dump_config(self.config))
+        check_same_config(self.config, self.out)
+        atomic_write_text(self.out / CONFIG_YAML, dump_config(self.config))
         bind_run(self.tribe, self.out)
         if self.state_path.exists():
             state = RunState.load(self.state_path)
@@ -155,25 +154,6 @@ class RoundLoop:
         )
         state.save(self.state_path)
         return state
-
-    def _check_same_config(self, path: Path) -> None:
-        old = load_config(path).model_dump(mode="json")
-        new = self.config.model_dump(mode="json")
-        old["run"].pop("rounds"), new["run"].pop("rounds")
-        old.pop("tracking", None), new.pop("tracking", None)  # trackers change what is logged, not the run
-        old.pop("vllm", None), new.pop("vllm", None)  # where the servers run: every request carries its own seed
-        changed = sorted(
-            f"{section}.{key}"
-            for section in new
-            for key in set(new[section]) | set(old.get(section, {}))
-            if new[section].get(key) != old.get(section, {}).get(key)
-        )
-        if changed:
-            raise RunDirectoryError(
-                f"{self.out} holds a run with another configuration (differs in {', '.join(changed)}); "
-                "resume it with its own config.yaml or choose a new --out "
-                "(only run.rounds, tracking and the vllm section may change)"
-            )
 
     def _restore_tribe(self, state: RunState) -> None:
         trained = [r for r in sorted(state.finished) if state.done(r, "training")]
@@ -392,10 +372,49 @@ def _training_skipped(round_path: Path) -> bool:
     return bool(read_json(round_path / TRAINING).get("skipped"))
 
 
+def check_same_config(config: SpartaConfig, out_dir: Path) -> None:
+    """A run directory belongs to one configuration; only ``run.rounds`` (to extend it), ``tracking`` and ``vllm``
+    (where the servers run) may change."""
+    path = Path(out_dir) / CONFIG_YAML
+    if not path.exists():
+        return
+    old = load_config(path).model_dump(mode="json")
+    new = config.model_dump(mode="json")
+    old["run"].pop("rounds"), new["run"].pop("rounds")
+    old.pop("tracking", None), new.pop("tracking", None)  # trackers change what is logged, not the run
+    old.pop("vllm", None), new.pop("vllm", None)  # where the servers run: every request carries its own seed
+    changed = sorted(
+        f"{section}.{key}"
+        for section in new
+        for key in set(new[section]) | set(old.get(section, {}))
+        if new[section].get(key) != old.get(section, {}).get(key)
+    )
+    if changed:
+        raise RunDirectoryError(
+            f"{out_dir} holds a run with another configuration (differs in {', '.join(changed)}); "
+            "resume it with its own config.yaml or choose a new --out "
+            "(only run.rounds, tracking and the vllm section may change)"
+        )
+
+
+def check_before_loading(config: SpartaConfig, out_dir: Path) -> list[Instruction]:
+    """What can fail without a model, checked before any model loads: the pool's size, the run directory,
+    the task's instructions. Returns the instructions combat draws from."""
+    members = config.member_names()
+    if len(members) < 2:
+        raise ConfigError(f"pool.members: a SPARTA run needs at least 2 members, got {len(members)}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(f"--out {out} is a file, not a run directory")
+    check_same_config(config, out)
+    return combat_instructions(config)
+
+
 def run(
     config: SpartaConfig, out_dir: Path, reporter: Reporter | None = None, tribe: Tribe | None = None
 ) -> tuple[RoundLoop, list[RoundStats]]:
     """Run or resume the configured run in ``out_dir``, logging it to the configured trackers."""
+    instructions = check_before_loading(config, out_dir)
     observer = build_observer(config, out_dir)  # before the tribe loads: a missing tracker library fails at once
-    loop = RoundLoop(config, out_dir, tribe or build_tribe(config), reporter, observer)
+    loop = RoundLoop(config, out_dir, tribe or build_tribe(config), reporter, observer, instructions)
     return loop, loop.run()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
 from sparta.backends.hf.training import quiet_trainer, restoring_shared_model, trainer_defaults
+from sparta.config import ConfigError
 from sparta.errors import SpartaError
 from sparta.pool_init.config import SFTSettings
 from sparta.pool_init.subsets import Example
@@ -129,7 +130,7 @@ def train_sft(
     start = time.perf_counter()
     kept, skipped = fitting_examples(pool, member, examples, settings.max_length)
     if not kept:
-        raise ValueError(
+        raise ConfigError(
             f"member {member!r}: none of its {len(examples)} SFT examples fits "
             f"sft.max_length={settings.max_length} tokens"
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sparta.tasks.bad_records import BadRecords, Location, TaskDataError
+from sparta.tasks.registry import TaskFileNotFoundError
 
 RawRecord = tuple[Location, Any]
 
@@ -27,7 +28,7 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 def read_text(path: Path) -> str:
     """The whole file as UTF-8 text; a missing or undecodable file names itself."""
     if not path.is_file():
-        raise FileNotFoundError(f"no such task file: {path}")
+        raise TaskFileNotFoundError(f"no such task file: {path}")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:

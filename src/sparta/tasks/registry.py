@@ -22,6 +22,10 @@ class TaskError(SpartaError, ValueError):
     """A task that cannot give instructions: a missing file, no instructions at all, colliding ids."""
 
 
+class TaskFileNotFoundError(TaskError, FileNotFoundError):
+    """A task file that does not exist; the message says what the file is and how to get it, where known."""
+
+
 class TaskOptionsError(TaskError):
     """A task's options do not validate; the message names the task and every faulty option."""
 
