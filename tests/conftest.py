@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_TASKS = Path(os.environ.get("SPARTA_TASKS_DIR", ROOT.parent / "shared" / "data" / "sparta-tasks"))
+"""The SPARTA authors' instruction sets, kept beside the repository (never in it); see configs/smollm2.yaml."""
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
@@ -16,9 +20,23 @@ def cache(tmp_path_factory):
         yield
 
 
+@pytest.fixture
+def shared_tasks() -> Path:
+    """The directory of the authors' instruction sets. Missing, a test skips and says why; under ``CI=true`` a
+    missing directory is a broken set-up and the test fails."""
+    if SHARED_TASKS.is_dir():
+        return SHARED_TASKS
+    reason = (
+        f"{SHARED_TASKS} is missing: the SPARTA authors' instruction sets (github.com/yurujiang2003/sparta, data/) "
+        "are not beside the repository; set SPARTA_TASKS_DIR to their directory"
+    )
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 # --------------------------------------------------------------------------------------------- the vLLM engine
 
-ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 
 

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
 
 from sparta.records import Instruction
 from sparta.tasks import TaskDataError, TaskOptionsError, load_task, task_names
-
-REPO = Path(__file__).resolve().parents[1]
-TASKS_DIR = Path(os.environ.get("SPARTA_TASKS_DIR", REPO / ".." / "shared" / "data" / "sparta-tasks"))
-needs_shared = pytest.mark.skipif(not TASKS_DIR.is_dir(), reason="shared sparta-tasks data not present")
 
 
 def write_jsonl(path: Path, lines: list[str]) -> Path:
@@ -33,7 +28,6 @@ def assert_well_formed(instructions: list[Instruction]) -> None:
 # --- the authors' files -------------------------------------------------------------------------------------
 
 
-@needs_shared
 @pytest.mark.parametrize(
     "task, file, options, count, domain, answer_type",
     [
@@ -47,8 +41,8 @@ def assert_well_formed(instructions: list[Instruction]) -> None:
         ("truthfulqa", "truthfulqa/data_train.jsonl", {}, 7200, "truthfulness", None),
     ],
 )
-def test_authors_files_load_completely(task, file, options, count, domain, answer_type):
-    instructions = load_task(task, {"path": str(TASKS_DIR / file), **options})
+def test_authors_files_load_completely(task, file, options, count, domain, answer_type, shared_tasks):
+    instructions = load_task(task, {"path": str(shared_tasks / file), **options})
     assert len(instructions) == count
     assert instructions.bad_records == ()
     assert_well_formed(instructions)
@@ -56,27 +50,26 @@ def test_authors_files_load_completely(task, file, options, count, domain, answe
     assert {i.answer_type for i in instructions} == {answer_type}
 
 
-@needs_shared
-def test_authors_files_field_values():
-    math = load_task("math", {"path": str(TASKS_DIR / "math/easy.jsonl")})
+def test_authors_files_field_values(shared_tasks):
+    math = load_task("math", {"path": str(shared_tasks / "math/easy.jsonl")})
     assert (math[0].id, math[0].answer, math[0].meta["category"]) == ("math-00000", "11", "algebra")
     assert math[0].text.startswith("If $x = 2$ and $y = 5$")
     # a dozen records have a null "answer": the gold comes from the solution's last \boxed{}
     sin60 = next(i for i in math if i.text == "Compute $\\sin 60^\\circ$.")
     assert sin60.answer == "\\frac{\\sqrt{3}}{2}"
 
-    gsm8k = load_task("gsm8k", {"path": str(TASKS_DIR / "gsm8k/questions.json")})
+    gsm8k = load_task("gsm8k", {"path": str(shared_tasks / "gsm8k/questions.json")})
     assert gsm8k[42].id == "gsm8k-00042"
     assert gsm8k[0].text.startswith("Natalia sold clips") and "step by step" not in gsm8k[0].text
 
-    normad = load_task("normad", {"path": str(TASKS_DIR / "normad/country_dataset.json")})
+    normad = load_task("normad", {"path": str(shared_tasks / "normad/country_dataset.json")})
     assert normad[0].id == "normad-train-1679" and normad[0].answer == "no"
     assert {i.answer for i in normad} == {"yes", "no", "neutral"}
 
-    crosswords = load_task("knowledge_crosswords", {"path": str(TASKS_DIR / "knowledge_crosswords/train.json")})
+    crosswords = load_task("knowledge_crosswords", {"path": str(shared_tasks / "knowledge_crosswords/train.json")})
     assert {i.answer for i in crosswords} == {"A", "B", "C", "D"} and crosswords[0].answer == "D"
 
-    com2 = load_task("com2", {"path": str(TASKS_DIR / "com2/train.json")})
+    com2 = load_task("com2", {"path": str(shared_tasks / "com2/train.json")})
     assert com2[0].answer == "in pain" and com2[0].meta == {"datasplit": "train"}
 
 
