@@ -29,7 +29,9 @@ def prompt_text(tokenizer: Any, conversation: Messages, owner: str) -> str:
     gets.
     """
     if not tokenizer.chat_template:
-        raise ConfigError(f"{owner} has no chat template; SPARTA prompts members as chat models (use an instruct model)")
+        raise ConfigError(
+            f"{owner} has no chat template; SPARTA prompts members as chat models (use an instruct model)"
+        )
     return tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
 
 
