@@ -386,3 +386,17 @@ def test_mixture_checks_ids_in_linear_time(monkeypatch):
     assert _CountingId.comparisons < 2 * n
     with pytest.raises(TaskError, match=r"collide across parts, e\.g\. \['0', '1', '10'\]"):
         load_task("mixture", {"parts": [{"task": "counting-ids"}, {"task": "counting-ids"}]})
+
+
+def test_json_record_lines_survive_tricky_strings_and_repeated_keys(tmp_path):
+    tricky = tmp_path / "tricky.json"
+    tricky.write_text('[{"p": "a [b] {c: d}, \\"e\\" \\\\"},\n {"p": "ok"},\n\n {"p": 3}]', encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"tricky.json:4: field 'p': expected a string, got int"):
+        load_task("json", {"path": str(tricky), "prompt_field": "p"})
+    loaded = load_task("json", {"path": str(tricky), "prompt_field": "p"}, on_bad_record="skip")
+    assert [i.text for i in loaded] == ['a [b] {c: d}, "e" \\', "ok"]
+
+    repeated = tmp_path / "repeated.json"
+    repeated.write_text('{"rows": {\n "k1": {"p": "a?"},\n "k1": {"p": "b?"}\n}}', encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"repeated.json:3: record 'k1': field '<id>': duplicate id 'k1'"):
+        load_task("json", {"path": str(repeated), "prompt_field": "p", "records_key": "rows", "id_prefix": ""})
