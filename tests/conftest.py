@@ -12,6 +12,23 @@ SHARED_TASKS = Path(os.environ.get("SPARTA_TASKS_DIR", ROOT.parent / "shared" / 
 """The SPARTA authors' instruction sets, kept beside the repository (never in it); see configs/smollm2.yaml."""
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_model_cache(tmp_path_factory):
+    """No test writes to the user's model cache: every test, and every process a test starts, builds models in a
+    cache of the session's own. A SmolLM2 the user has already built is linked in, to be read, never written, so
+    the slow tests need no second download."""
+    from sparta.provisioning.cache import cache_dir, is_valid
+    from sparta.provisioning.smollm2 import SMOLLM2_RECIPE
+
+    session = tmp_path_factory.mktemp("model-cache")
+    built = cache_dir() / "smollm2-135m-instruct"
+    if is_valid(built, SMOLLM2_RECIPE):
+        (session / built.name).symlink_to(built.resolve(), target_is_directory=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPARTA_CACHE", str(session))
+        yield session
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     """A model cache of the test module's own, so tests never touch (or depend on) the user's cache."""

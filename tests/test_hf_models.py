@@ -127,3 +127,10 @@ def test_concurrent_builds_leave_one_valid_cache(tmp_path, monkeypatch):
     assert paths == [tmp_path / "tiny-llama-2"] * 3
     assert cache.is_valid(paths[0], json.loads((paths[0] / MANIFEST).read_text())["recipe"])
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tiny-llama-2.lock", "tiny-llama-2"]
+
+
+def test_tests_never_build_into_the_users_cache(tmp_path_factory):
+    from sparta.provisioning import cache_dir
+
+    assert cache_dir().is_relative_to(tmp_path_factory.getbasetemp())
+    assert cache_dir() != Path.home() / ".cache" / "sparta"
