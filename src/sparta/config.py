@@ -23,7 +23,9 @@ ANSWER_END_TOKENS = 8
 (ChatML writes two) and slack for an answer whose text re-tokenizes a little longer than it was generated."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A configuration section: unknown fields are errors (a typo never passes silently), assignments validate."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -37,7 +39,7 @@ def _registered(registry: Any, name: str) -> str:
         raise ValueError(str(err)) from None
 
 
-class TournamentConfig(_Strict):
+class TournamentConfig(StrictModel):
     """Match-making, aggregation and the reputation update."""
 
     initial_rating: float = Field(
@@ -181,7 +183,7 @@ class TournamentConfig(_Strict):
         return self
 
 
-class SamplingConfig(_Strict):
+class SamplingConfig(StrictModel):
     """How a member samples its answers in combat."""
 
     temperature: float = Field(
@@ -207,7 +209,7 @@ class SamplingConfig(_Strict):
     )
 
 
-class LoraConfig(_Strict):
+class LoraConfig(StrictModel):
     """The LoRA adapter trained on each member (PEFT)."""
 
     r: int = Field(
@@ -229,7 +231,7 @@ class LoraConfig(_Strict):
     )
 
 
-class MemberConfig(_Strict):
+class MemberConfig(StrictModel):
     """One pool member: a base model (hub id, local path or alias), optionally a LoRA adapter on it."""
 
     name: str = Field(
@@ -260,7 +262,7 @@ class MemberConfig(_Strict):
     sampling: SamplingConfig | None = Field(None, description="this member's sampling; none: pool.sampling")
 
 
-class PoolConfig(_Strict):
+class PoolConfig(StrictModel):
     """The members and how their models are loaded and prompted."""
 
     members: list[MemberConfig] = Field(
@@ -343,7 +345,7 @@ class PoolConfig(_Strict):
         return self
 
 
-class JudgeConfig(_Strict):
+class JudgeConfig(StrictModel):
     """How every judge turns a response into a 1-10 score (which members judge is tournament.judges)."""
 
     type: str = Field(
@@ -389,7 +391,7 @@ class JudgeConfig(_Strict):
         return _registered(JUDGES, name)
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     """DPO with LoRA (TRL); the paper uses lr 1e-6 at 7B scale, small CPU models need a larger step."""
 
     beta: float = Field(
@@ -438,7 +440,7 @@ class TrainingConfig(_Strict):
     )
 
 
-class SimulationConfig(_Strict):
+class SimulationConfig(StrictModel):
     """The synthetic tribe: latent skills per domain, noisy judges, training that pulls toward winners."""
 
     domains: list[str] = Field(
@@ -469,7 +471,7 @@ class SimulationConfig(_Strict):
     )
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     """Where instructions come from; a registered task by name with its options."""
 
     task: str = Field(
@@ -497,7 +499,7 @@ class DataConfig(_Strict):
         return _registered(TASKS, name)
 
 
-class BackendConfig(_Strict):
+class BackendConfig(StrictModel):
     """What plays the pool."""
 
     kind: str = Field(
@@ -514,7 +516,7 @@ class BackendConfig(_Strict):
         return _registered(TRIBES, name)
 
 
-class TrackerConfig(_Strict):
+class TrackerConfig(StrictModel):
     """One experiment tracker that logs the run itself (ratings, pairs, judge failures, DPO metrics, stage times).
 
     Written as a name (``tracking: [tensorboard]``) or as a mapping when a field differs from its default.
@@ -543,7 +545,7 @@ class TrackerConfig(_Strict):
         return _registered(WRITERS, name)
 
 
-class VllmConfig(_Strict):
+class VllmConfig(StrictModel):
     """The vLLM engine (``pool.engine=vllm``): the server(s) that answer and judge, or how to start one.
 
     docs/scaling.md explains each knob with GPU examples.
@@ -611,7 +613,7 @@ class VllmConfig(_Strict):
     )
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     """The run as a whole."""
 
     name: str = Field("sparta", description="the run's title in reports and comparisons")
@@ -633,7 +635,7 @@ class RunConfig(_Strict):
     )
 
 
-class SpartaConfig(_Strict):
+class SpartaConfig(StrictModel):
     run: RunConfig = Field(default_factory=RunConfig, description="name, seed, rounds, instructions per round")
     backend: BackendConfig = Field(default_factory=BackendConfig, description="what plays the pool")
     data: DataConfig = Field(default_factory=DataConfig, description="where instructions come from")
