@@ -15,7 +15,11 @@ from sparta.pool_init.subsets import member_examples
 from sparta.tasks import TaskFileNotFoundError, load_task
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = sorted([*ROOT.glob("configs/**/*.yaml"), *ROOT.glob("src/sparta/configs/*.yaml")])
+PAPER = ROOT / "configs" / "paper"
+"""The paper's experiment needs a GPU node and hub downloads by design; test_paper_configs validates it offline."""
+SHIPPED = sorted(
+    p for p in [*ROOT.glob("configs/**/*.yaml"), *ROOT.glob("src/sparta/configs/*.yaml")] if PAPER not in p.parents
+)
 HOW_TO_GET = ("does not exist", "SPARTA authors' repository", "github.com/yurujiang2003/sparta")
 
 
@@ -72,7 +76,7 @@ def test_a_fresh_clone_needs_the_authors_files_only_where_it_names_them(tmp_path
     shutil.copytree(ROOT / "configs", clone / "configs")
     monkeypatch.chdir(clone)
     failing = []
-    for path in sorted(clone.glob("configs/**/*.yaml")):
+    for path in sorted(p for p in clone.glob("configs/**/*.yaml") if "paper" not in p.parts):
         try:
             load_everything(path, tmp_path / "out")
         except TaskFileNotFoundError:
