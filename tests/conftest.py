@@ -13,20 +13,20 @@ SHARED_TASKS = Path(os.environ.get("SPARTA_TASKS_DIR", ROOT.parent / "shared" / 
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _session_model_cache(tmp_path_factory):
+def _test_run_model_cache(tmp_path_factory):
     """No test writes to the user's model cache: every test, and every process a test starts, builds models in a
-    cache of the session's own. A SmolLM2 the user has already built is linked in, to be read, never written, so
+    cache of this test run's own. A SmolLM2 the user has already built is linked in, to be read, never written, so
     the slow tests need no second download."""
     from sparta.provisioning.cache import cache_dir, is_valid
     from sparta.provisioning.smollm2 import SMOLLM2_RECIPE
 
-    session = tmp_path_factory.mktemp("model-cache")
+    own = tmp_path_factory.mktemp("model-cache")
     built = cache_dir() / "smollm2-135m-instruct"
     if is_valid(built, SMOLLM2_RECIPE):
-        (session / built.name).symlink_to(built.resolve(), target_is_directory=True)
+        (own / built.name).symlink_to(built.resolve(), target_is_directory=True)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SPARTA_CACHE", str(session))
-        yield session
+        mp.setenv("SPARTA_CACHE", str(own))
+        yield own
 
 
 @pytest.fixture(scope="module")
