@@ -155,7 +155,9 @@ def test_diversity_ablation_pools_differ_only_in_their_members():
     sorted(
         p.relative_to(CONFIGS).as_posix()
         for p in CONFIGS.rglob("*.yaml")
-        if p.parent.name in ("configs", "baselines", "diversity") and not p.name.startswith("pool-")
+        if p.parent.name in ("configs", "baselines", "diversity")
+        and not p.name.startswith("pool-")
+        and "paper" not in p.relative_to(CONFIGS).parts  # test_paper_configs: it needs the Ray and vLLM sections
     ),
 )
 def test_every_run_configuration_loads_its_instructions(path, monkeypatch, request):
