@@ -95,7 +95,7 @@ def test_random_pairing_ignores_the_ratings(tmp_path):
     from sparta.seeding import derive_rng
     from sparta.tournament import make_matches
 
-    cfg = tiny_config("random-pairing")
+    cfg = tiny_config("random-pairing", ["tournament.truncated=keep"])  # 8 tokens: a random model never stops
     assert cfg.tournament.alpha == 1.0
     run(cfg, tmp_path / "run")
     played = [Match.from_dict(m) for m in read_jsonl(tmp_path / "run" / "round_001" / "matches.jsonl")]
