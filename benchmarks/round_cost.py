@@ -36,11 +36,11 @@ import torch
 
 from sparta.backends.base import JUDGES
 from sparta.backends.hf.generation import generate
-from sparta.backends.hf.models import resolve_model
 from sparta.backends.hf.pool import ModelPool
 from sparta.backends.hf.probes import judge_check
 from sparta.config import JudgeConfig, LoraConfig, MemberConfig, PoolConfig, SamplingConfig
 from sparta.judge_prompt import judge_instruction
+from sparta.provisioning import resolve_model
 from sparta.records import Instruction, JudgeRequest, Response
 from sparta.tasks import procedural_instructions
 

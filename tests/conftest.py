@@ -7,6 +7,27 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_TASKS = Path(os.environ.get("SPARTA_TASKS_DIR", ROOT.parent / "shared" / "data" / "sparta-tasks"))
+"""The SPARTA authors' instruction sets, kept beside the repository (never in it); see configs/smollm2.yaml."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_run_model_cache(tmp_path_factory):
+    """No test writes to the user's model cache: every test, and every process a test starts, builds models in a
+    cache of this test run's own. A SmolLM2 the user has already built is linked in, to be read, never written, so
+    the slow tests need no second download."""
+    from sparta.provisioning.cache import cache_dir, is_valid
+    from sparta.provisioning.smollm2 import SMOLLM2_RECIPE
+
+    own = tmp_path_factory.mktemp("model-cache")
+    built = cache_dir() / "smollm2-135m-instruct"
+    if is_valid(built, SMOLLM2_RECIPE):
+        (own / built.name).symlink_to(built.resolve(), target_is_directory=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPARTA_CACHE", str(own))
+        yield own
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
@@ -16,9 +37,23 @@ def cache(tmp_path_factory):
         yield
 
 
+@pytest.fixture
+def shared_tasks() -> Path:
+    """The directory of the authors' instruction sets. Missing, a test skips and says why; under ``CI=true`` a
+    missing directory is a broken set-up and the test fails."""
+    if SHARED_TASKS.is_dir():
+        return SHARED_TASKS
+    reason = (
+        f"{SHARED_TASKS} is missing: the SPARTA authors' instruction sets (github.com/yurujiang2003/sparta, data/) "
+        "are not beside the repository; set SPARTA_TASKS_DIR to their directory"
+    )
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 # --------------------------------------------------------------------------------------------- the vLLM engine
 
-ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 
 

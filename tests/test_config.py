@@ -110,3 +110,22 @@ def test_truncated_answers_policy():
     assert load_config(None, ["tournament.truncated=keep"]).tournament.truncated == "keep"
     with pytest.raises(ConfigError, match="tournament.truncated"):
         load_config(None, ["tournament.truncated=cut"])
+
+
+def test_every_configuration_field_says_what_it_does():
+    """TRL-style: each field's description gives its effect (and unit, direction, the default's source)."""
+    from pydantic import BaseModel
+
+    import sparta.config
+    import sparta.pool_init.config
+
+    missing, seen = [], 0
+    for module in (sparta.config, sparta.pool_init.config):
+        for name, model in vars(module).items():
+            if isinstance(model, type) and issubclass(model, BaseModel) and model.__module__ == module.__name__:
+                for field_name, field in model.model_fields.items():
+                    seen += 1
+                    if not (field.description or "").strip():
+                        missing.append(f"{name}.{field_name}")
+    assert seen > 100
+    assert missing == []

@@ -16,11 +16,11 @@ pytest.importorskip("trl")
 from peft import AutoPeftModelForCausalLM, PeftModel  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from sparta.backends.hf.models import cache_dir, loadable_reference, resolve_model  # noqa: E402
 from sparta.backends.hf.pool import ModelPool  # noqa: E402
 from sparta.cli import app  # noqa: E402
 from sparta.config import load_config  # noqa: E402
 from sparta.pipeline.loop import run  # noqa: E402
+from sparta.provisioning import cache_dir, loadable_reference, resolve_model  # noqa: E402
 from sparta.publishing import ExportError, export_member, locate  # noqa: E402
 from sparta.publishing.export import EXPORT_JSON  # noqa: E402
 from sparta.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_dir, file_sha256, round_dir  # noqa: E402

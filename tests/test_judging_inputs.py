@@ -60,7 +60,7 @@ def test_the_layer_imports_no_torch():
 
 
 def test_inputs_need_only_a_tokenizer():
-    from sparta.backends.hf.models import build_tiny_tokenizer
+    from sparta.provisioning.tiny import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     member = MemberConfig(name="ann", model="tiny-llama", system_prompt="Be fair.")

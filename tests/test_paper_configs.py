@@ -16,7 +16,6 @@ from sparta.tasks import TASKS, load_task
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "configs" / "paper"
 RUNS = sorted(p for p in PAPER.rglob("*.yaml") if p.name not in ("init-pool.yaml", "eval.yaml"))
-SHARED_TASKS = ROOT.parent / "shared" / "data" / "sparta-tasks"  # the authors' files, laid out as data/sparta/
 SCALE_OUT = {"ray", "vllm"}
 EXPERTS = [
     "flan_v2", "cot", "oasst1", "lima", "code_alpaca", "gpt4_alpaca", "sharegpt", "wizardlm", "open_orca", "science",
@@ -115,8 +114,6 @@ def _local_task_options() -> list[tuple[str, str, dict]]:
 @pytest.mark.parametrize(
     "where,task,options", _local_task_options(), ids=lambda x: str(x) if isinstance(x, str) else ""
 )
-def test_the_authors_files_read_with_the_configured_options(where, task, options):
-    if not SHARED_TASKS.is_dir():
-        pytest.skip(f"no local copy of the authors' files at {SHARED_TASKS}")
-    local = {**options, "path": str(SHARED_TASKS / options["path"].removeprefix("data/sparta/"))}
+def test_the_authors_files_read_with_the_configured_options(where, task, options, shared_tasks):
+    local = {**options, "path": str(shared_tasks / options["path"].removeprefix("data/sparta/"))}
     assert len(load_task(task, local)) > 100

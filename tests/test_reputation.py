@@ -10,6 +10,45 @@ from sparta.config import TournamentConfig
 from sparta.tournament.reputation import ReputationState, deviation, kappa, normal_cdf, update_pair
 
 CFG = TournamentConfig()
+KAPPA_AFTER = TournamentConfig(kappa_counter="advance_after")
+"""The former order: kappa from the pairs rated before this one (the first pair gets kappa0)."""
+
+
+def _three_far_apart() -> ReputationState:
+    """Ratings 30 points apart with fresh sigmas: every |Phi(z) - Phi(-z)| is 1.0 to double precision."""
+    return ReputationState(
+        ratings={"a": 130.0, "b": 100.0, "c": 70.0},
+        sigmas={"a": 0.5, "b": 0.5, "c": 0.5},
+        history={"a": [], "b": [], "c": []},
+    )
+
+
+def test_first_three_pairs_by_hand_in_the_authors_order():
+    # kappa_n = 10 * 0.9 ** (n / 10) for the n-th pair, n = 1, 2, 3 (the counter advances first):
+    #   9.895192582, 9.791483624, 9.688861612.  tanh(0.5) = 0.4621171573; factor 1; scale 20.
+    # pair 1, a beats b 8-6:  +-9.895192582 * 2 * 0.4621171573 / 20 = +-0.4572738267
+    # pair 2, c beats b 9-3:  +-9.791483624 * 6 * 0.4621171573 / 20 = +-1.3574437733
+    # pair 3, a beats c 7-5:  +-9.688861612 * 2 * 0.4621171573 / 20 = +-0.4477389185
+    # every combatant has had at most one change before its pair, so every pair uses sigma 0.5.
+    state = _three_far_apart()
+    assert update_pair(state, "a", "b", 8.0, 6.0, CFG) == pytest.approx((0.4572738267, -0.4572738267))
+    assert update_pair(state, "b", "c", 3.0, 9.0, CFG) == pytest.approx((-1.3574437733, 1.3574437733))
+    assert update_pair(state, "c", "a", 5.0, 7.0, CFG) == pytest.approx((-0.4477389185, 0.4477389185))
+    assert state.updates == 3
+    assert state.ratings == pytest.approx({"a": 130.9050127452, "b": 98.1852824001, "c": 70.9097048547})
+    # sigma = population sd of the two changes: b |(-0.4573) - (-1.3574)| / 2, c |1.3574 - (-0.4477)| / 2;
+    # a's two changes are nearly equal, so its sd (0.0048) is floored at sigma_min 0.1.
+    assert state.sigmas == pytest.approx({"a": 0.1, "b": 0.4500849733, "c": 0.9025913459})
+
+
+def test_first_three_pairs_by_hand_with_kappa_counted_after():
+    # kappa 10, 9.895192582, 9.791483624: the first pair gets kappa0 itself.
+    state = _three_far_apart()
+    assert update_pair(state, "a", "b", 8.0, 6.0, KAPPA_AFTER) == pytest.approx((0.4621171573, -0.4621171573))
+    assert update_pair(state, "b", "c", 3.0, 9.0, KAPPA_AFTER) == pytest.approx((-1.3718214800, 1.3718214800))
+    assert update_pair(state, "c", "a", 5.0, 7.0, KAPPA_AFTER) == pytest.approx((-0.4524812578, 0.4524812578))
+    assert state.updates == 3
+    assert state.ratings == pytest.approx({"a": 130.9145984150, "b": 98.1660613628, "c": 70.9193402222})
 
 
 def test_first_pair_by_hand():
@@ -19,7 +58,7 @@ def test_first_pair_by_hand():
         sigmas={"a": 0.5, "b": 0.5, "c": 0.5},
         history={"a": [], "b": [], "c": []},
     )
-    d_a, d_b = update_pair(state, "a", "b", 8.0, 6.0, CFG)
+    d_a, d_b = update_pair(state, "a", "b", 8.0, 6.0, KAPPA_AFTER)
     step = 10 * 2.0 * math.tanh(0.5) * 1.0 / 20  # kappa0 * diff * tanh(sigma) * factor / scale
     assert d_a == pytest.approx(step)
     # b sees a's new rating: z is even larger, factor still 1; diff is -2.
@@ -32,14 +71,14 @@ def test_first_pair_by_hand():
 
 def test_equal_ratings_use_the_eps_floor():
     state = ReputationState.initial(["a", "b"], CFG)
-    d_a, _ = update_pair(state, "a", "b", 9.0, 3.0, CFG)
+    d_a, _ = update_pair(state, "a", "b", 9.0, 3.0, KAPPA_AFTER)
     assert d_a == pytest.approx(10 * 6.0 * math.tanh(0.5) * 0.01 / 20)
 
 
 def test_second_combatant_sees_the_new_rating():
     # close ratings, so the factor depends on the gap: b's z uses a's *new* rating
     state = ReputationState(ratings={"a": 100.3, "b": 100.0}, sigmas={"a": 0.5, "b": 0.5}, history={"a": [], "b": []})
-    _, d_b = update_pair(state, "a", "b", 10.0, 1.0, CFG)
+    _, d_b = update_pair(state, "a", "b", 10.0, 1.0, KAPPA_AFTER)
     new_a = state.ratings["a"]
     z = (100.0 - new_a) / math.sqrt(0.5)
     factor = max(abs(normal_cdf(z) - normal_cdf(-z)), 0.01)

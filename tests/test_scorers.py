@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sparta.tasks import SCORERS, extract_answer, load_task, score_answer
-
-REPO = Path(__file__).resolve().parents[1]
-TASKS_DIR = Path(os.environ.get("SPARTA_TASKS_DIR", REPO / ".." / "shared" / "data" / "sparta-tasks"))
 
 
 @pytest.mark.parametrize(
@@ -122,13 +117,12 @@ def test_math_scorer_boxed_fraction_equals_its_decimal(value):
     assert score_answer("math", boxed, repr(float(value))) == 1.0
 
 
-@pytest.mark.skipif(not (TASKS_DIR / "math" / "easy.jsonl").is_file(), reason="shared sparta-tasks data not present")
-def test_math_reference_solutions_score_against_their_gold():
+def test_math_reference_solutions_score_against_their_gold(shared_tasks):
     """The authors' own solutions (raw records) agree with the loaded gold answers, bar a few known mismatches."""
     import json
 
-    raw = [json.loads(line) for line in (TASKS_DIR / "math" / "easy.jsonl").read_text(encoding="utf-8").splitlines()]
-    instructions = load_task("math", {"path": str(TASKS_DIR / "math" / "easy.jsonl")})
+    raw = [json.loads(line) for line in (shared_tasks / "math" / "easy.jsonl").read_text(encoding="utf-8").splitlines()]
+    instructions = load_task("math", {"path": str(shared_tasks / "math" / "easy.jsonl")})
     scores = [score_answer("math", record["solution"], i.answer) for record, i in zip(raw, instructions, strict=True)]
     assert sum(scores) / len(scores) > 0.99
 

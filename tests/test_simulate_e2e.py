@@ -72,3 +72,27 @@ def test_ablations_table(tmp_path):
     assert result.exit_code == 0, result.output
     for variant in ("SPARTA", "uniform aggregation", "random pairing"):
         assert variant in result.output
+
+
+def test_leaderboard_fits_every_rounds_outcomes(tmp_path):
+    from sparta.report.leaderboard import LEADERBOARD_TITLE, run_leaderboard
+
+    simulate(simulation_config(4, 3, 30, seed=2), tmp_path)
+    outcomes = [read_jsonl(tmp_path / f"round_{r:03d}" / "outcomes.jsonl") for r in (1, 2, 3)]
+    rated_per_round = [sum(o["rated"] for o in rows) for rows in outcomes]
+    assert min(rated_per_round) > 0
+    rows = run_leaderboard(tmp_path, n_boot=0)
+    games = sum(r["wins"] + r["losses"] + r["ties"] for r in rows)
+    assert games == 2 * sum(rated_per_round)  # every rated match of every round counts once per combatant
+    wins = {m: 0 for m in ("m01", "m02", "m03", "m04")}
+    for row in (o for rows in outcomes for o in rows if o["rated"]):
+        if row["score_a"] != row["score_b"]:
+            wins[row["model_a"] if row["score_a"] > row["score_b"] else row["model_b"]] += 1
+    assert {r["member"]: r["wins"] for r in rows} == wins
+    assert "all rounds" in LEADERBOARD_TITLE
+    from sparta.report.html import write_report
+
+    assert "count the matches of all rated rounds" in write_report(tmp_path).read_text()
+    result = runner.invoke(app, ["simulate", "--models", "4", "--rounds", "2", "--instructions", "20"])
+    assert result.exit_code == 0, result.output
+    assert "over all rounds" in " ".join(result.output.split())

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
 
 from sparta.records import Instruction
 from sparta.tasks import TaskDataError, TaskOptionsError, load_task, task_names
-
-REPO = Path(__file__).resolve().parents[1]
-TASKS_DIR = Path(os.environ.get("SPARTA_TASKS_DIR", REPO / ".." / "shared" / "data" / "sparta-tasks"))
-needs_shared = pytest.mark.skipif(not TASKS_DIR.is_dir(), reason="shared sparta-tasks data not present")
 
 
 def write_jsonl(path: Path, lines: list[str]) -> Path:
@@ -33,7 +28,6 @@ def assert_well_formed(instructions: list[Instruction]) -> None:
 # --- the authors' files -------------------------------------------------------------------------------------
 
 
-@needs_shared
 @pytest.mark.parametrize(
     "task, file, options, count, domain, answer_type",
     [
@@ -47,8 +41,8 @@ def assert_well_formed(instructions: list[Instruction]) -> None:
         ("truthfulqa", "truthfulqa/data_train.jsonl", {}, 7200, "truthfulness", None),
     ],
 )
-def test_authors_files_load_completely(task, file, options, count, domain, answer_type):
-    instructions = load_task(task, {"path": str(TASKS_DIR / file), **options})
+def test_authors_files_load_completely(task, file, options, count, domain, answer_type, shared_tasks):
+    instructions = load_task(task, {"path": str(shared_tasks / file), **options})
     assert len(instructions) == count
     assert instructions.bad_records == ()
     assert_well_formed(instructions)
@@ -56,27 +50,26 @@ def test_authors_files_load_completely(task, file, options, count, domain, answe
     assert {i.answer_type for i in instructions} == {answer_type}
 
 
-@needs_shared
-def test_authors_files_field_values():
-    math = load_task("math", {"path": str(TASKS_DIR / "math/easy.jsonl")})
+def test_authors_files_field_values(shared_tasks):
+    math = load_task("math", {"path": str(shared_tasks / "math/easy.jsonl")})
     assert (math[0].id, math[0].answer, math[0].meta["category"]) == ("math-00000", "11", "algebra")
     assert math[0].text.startswith("If $x = 2$ and $y = 5$")
     # a dozen records have a null "answer": the gold comes from the solution's last \boxed{}
     sin60 = next(i for i in math if i.text == "Compute $\\sin 60^\\circ$.")
     assert sin60.answer == "\\frac{\\sqrt{3}}{2}"
 
-    gsm8k = load_task("gsm8k", {"path": str(TASKS_DIR / "gsm8k/questions.json")})
+    gsm8k = load_task("gsm8k", {"path": str(shared_tasks / "gsm8k/questions.json")})
     assert gsm8k[42].id == "gsm8k-00042"
     assert gsm8k[0].text.startswith("Natalia sold clips") and "step by step" not in gsm8k[0].text
 
-    normad = load_task("normad", {"path": str(TASKS_DIR / "normad/country_dataset.json")})
+    normad = load_task("normad", {"path": str(shared_tasks / "normad/country_dataset.json")})
     assert normad[0].id == "normad-train-1679" and normad[0].answer == "no"
     assert {i.answer for i in normad} == {"yes", "no", "neutral"}
 
-    crosswords = load_task("knowledge_crosswords", {"path": str(TASKS_DIR / "knowledge_crosswords/train.json")})
+    crosswords = load_task("knowledge_crosswords", {"path": str(shared_tasks / "knowledge_crosswords/train.json")})
     assert {i.answer for i in crosswords} == {"A", "B", "C", "D"} and crosswords[0].answer == "D"
 
-    com2 = load_task("com2", {"path": str(TASKS_DIR / "com2/train.json")})
+    com2 = load_task("com2", {"path": str(shared_tasks / "com2/train.json")})
     assert com2[0].answer == "in pain" and com2[0].meta == {"datasplit": "train"}
 
 
@@ -360,3 +353,50 @@ def test_mixture_rejects_colliding_ids():
     part = {"task": "procedural", "options": {"size": 10, "seed": 0}}
     with pytest.raises(ValueError, match="collide"):
         load_task("mixture", {"parts": [part, part]})
+
+
+class _CountingId(str):
+    """An instruction id that counts how often it is compared for equality."""
+
+    comparisons = 0
+
+    def __eq__(self, other):
+        _CountingId.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_mixture_checks_ids_in_linear_time(monkeypatch):
+    from sparta.tasks import TASKS, TaskError, load_task
+
+    n = 1500
+
+    def counting_ids(options, *, on_bad_record="error"):
+        prefix = options.get("prefix", "")
+        return [Instruction(id=_CountingId(f"{prefix}{i}"), text=f"item {i}") for i in range(n)]
+
+    monkeypatch.setitem(TASKS._entries, "counting-ids", counting_ids)
+    _CountingId.comparisons = 0
+    mixed = load_task(
+        "mixture", {"parts": [{"task": "counting-ids"}, {"task": "counting-ids", "options": {"prefix": "b"}}]}
+    )
+    assert len(mixed) == 2 * n
+    # a pairwise check (ids.count per id) compares about (2n)^2 = 9 million times; hashing compares almost never
+    assert _CountingId.comparisons < 2 * n
+    with pytest.raises(TaskError, match=r"collide across parts, e\.g\. \['0', '1', '10'\]"):
+        load_task("mixture", {"parts": [{"task": "counting-ids"}, {"task": "counting-ids"}]})
+
+
+def test_json_record_lines_survive_tricky_strings_and_repeated_keys(tmp_path):
+    tricky = tmp_path / "tricky.json"
+    tricky.write_text('[{"p": "a [b] {c: d}, \\"e\\" \\\\"},\n {"p": "ok"},\n\n {"p": 3}]', encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"tricky.json:4: field 'p': expected a string, got int"):
+        load_task("json", {"path": str(tricky), "prompt_field": "p"})
+    loaded = load_task("json", {"path": str(tricky), "prompt_field": "p"}, on_bad_record="skip")
+    assert [i.text for i in loaded] == ['a [b] {c: d}, "e" \\', "ok"]
+
+    repeated = tmp_path / "repeated.json"
+    repeated.write_text('{"rows": {\n "k1": {"p": "a?"},\n "k1": {"p": "b?"}\n}}', encoding="utf-8")
+    with pytest.raises(TaskDataError, match=r"repeated.json:3: record 'k1': field '<id>': duplicate id 'k1'"):
+        load_task("json", {"path": str(repeated), "prompt_field": "p", "records_key": "rows", "id_prefix": ""})

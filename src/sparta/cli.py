@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from sparta.config import load_config
+from sparta.config import ConfigError, load_config
 from sparta.errors import SpartaError
 from sparta.report.console import RichReporter, console, leaderboard_table, rows_table
 
@@ -63,7 +63,7 @@ def _cut_line(rounds: list[dict]) -> str:
 
 
 def _print_run_summary(out: Path, seconds: float) -> None:
-    from sparta.report.leaderboard import round_summaries, run_leaderboard
+    from sparta.report.leaderboard import LEADERBOARD_TITLE, round_summaries, run_leaderboard
 
     rounds = round_summaries(out)
     if rounds:
@@ -77,7 +77,7 @@ def _print_run_summary(out: Path, seconds: float) -> None:
             f"judge failure rate: {failed}/{judged} = {failed / judged if judged else 0:.1%}"
         )
         console.print(_cut_line(rounds))
-    console.print(leaderboard_table(run_leaderboard(out)))
+    console.print(leaderboard_table(run_leaderboard(out), LEADERBOARD_TITLE))
     console.print(f"run directory: [bold]{out}[/bold]  ({seconds:.1f} s)")
 
 
@@ -101,13 +101,13 @@ def run(
 
 @app.command()
 def simulate(
-    models: int = typer.Option(10, help="pool size"),
-    rounds: int = typer.Option(8),
-    instructions: int = typer.Option(1000, help="instructions per round"),
+    models: int = typer.Option(10, min=3, help="pool size (3 or more: two fight, the others judge)"),
+    rounds: int = typer.Option(8, min=1),
+    instructions: int = typer.Option(1000, min=1, help="instructions per round"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default: a temporary one)"),
     seed: int = typer.Option(0),
     ablations: bool = typer.Option(False, "--ablations", help="compare aggregation and pairing variants over seeds"),
-    seeds: int = typer.Option(5, help="seeds per variant for --ablations"),
+    seeds: int = typer.Option(5, min=1, help="seeds per variant for --ablations"),
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """SPARTA on a synthetic tribe with latent skills: the full loop in seconds, and the paper's ablations."""
@@ -176,17 +176,17 @@ def evaluate(
         None, help="comma-separated rounds (0 = initial pool); default: initial and final"
     ),
     tasks: Optional[Path] = typer.Option(None, help="YAML list of task specs {task, options, limit, scorer, judge}"),
-    limit: int = typer.Option(100, help="items per task (a seeded choice of held-out items)"),
-    max_new_tokens: Optional[int] = typer.Option(None, help="answer length (default: the pool's)"),
+    limit: int = typer.Option(100, min=1, help="items per task (a seeded choice of held-out items)"),
+    max_new_tokens: Optional[int] = typer.Option(None, min=1, help="answer length (default: the pool's)"),
 ) -> None:
     """Evaluate every member at the chosen rounds on held-out items, and each later round against the first on the same
     items (paired); writes eval.json and eval.csv."""
-    import yaml
-
     from sparta.evaluation import eval_table_rows, evaluate_run, paired_table_rows
+    from sparta.evaluation.rounds import parse_rounds
+    from sparta.evaluation.specs import read_specs
 
-    specs = yaml.safe_load(tasks.read_text()) if tasks else None
-    round_list = [int(x) for x in rounds.split(",")] if rounds else None
+    specs = read_specs(tasks) if tasks else None
+    round_list = parse_rounds(rounds) if rounds is not None else None
     result = evaluate_run(run_dir, round_list, specs, limit, RichReporter(), max_new_tokens=max_new_tokens)
     console.print(rows_table(eval_table_rows(result.results), "Evaluation: score [95% bootstrap CI] on held-out items"))
     paired = paired_table_rows(result.results)
@@ -276,17 +276,20 @@ def _judge_check_table(rows: list[dict], title: str):
 def judge_check(
     config: Path = typer.Argument(..., help="YAML configuration whose pool members act as judges"),
     types: str = typer.Option("generate,logprob,likelihood", help="comma-separated judge types"),
-    n: int = typer.Option(10, "--n", help="probes per kind"),
+    n: int = typer.Option(10, "--n", min=1, help="probes per kind"),
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """Measure each judge type's pairwise accuracy on probes with a known better response."""
+    from sparta.backends.base import JUDGES
     from sparta.backends.hf.pool import ModelPool
     from sparta.backends.hf.probes import KINDS, best_judge_type
     from sparta.backends.hf.probes import judge_check as run_check
 
     cfg = load_config(config, overrides or [])
+    judge_types = [JUDGES.check(t.strip(), "--types") for t in types.split(",") if t.strip()]
+    if not judge_types:
+        raise ConfigError(f"--types names no judge type; known: {', '.join(JUDGES.names())}")
     pool = ModelPool(cfg.pool, cfg.training.lora, cfg.run.seed)
-    judge_types = [t.strip() for t in types.split(",") if t.strip()]
     with RichReporter().stage("judge-check", len(judge_types) * len(pool.members) * n * len(KINDS) * 2) as advance:
         rows = run_check(pool, judge_types, cfg.judge, n, cfg.run.seed, advance)
     console.print(_judge_check_table(rows, f"judge-check: pairwise accuracy, {n} probes per kind (0.5 = chance)"))
@@ -296,7 +299,7 @@ def judge_check(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="run directory (resumed if it exists)"),
-    probes: int = typer.Option(4, help="judge-check probes per kind before the run"),
+    probes: int = typer.Option(4, min=1, help="judge-check probes per kind before the run"),
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
     """SPARTA on four SmolLM2-135M-Instruct members: judge-check, two rounds, leaderboard."""

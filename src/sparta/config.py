@@ -23,7 +23,9 @@ ANSWER_END_TOKENS = 8
 (ChatML writes two) and slack for an answer whose text re-tokenizes a little longer than it was generated."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A configuration section: unknown fields are errors (a typo never passes silently), assignments validate."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -37,7 +39,7 @@ def _registered(registry: Any, name: str) -> str:
         raise ValueError(str(err)) from None
 
 
-class TournamentConfig(_Strict):
+class TournamentConfig(StrictModel):
     """Match-making, aggregation and the reputation update."""
 
     initial_rating: float = Field(
@@ -135,6 +137,12 @@ class TournamentConfig(_Strict):
         description="the outcome factor of the reputation update: a registered rule, paper (|Phi(z) - Phi(-z)|, as "
         "the paper's formula and the authors' code) or upset_aware (more credit for beating a stronger opponent)",
     )
+    kappa_counter: Literal["advance_first", "advance_after"] = Field(
+        "advance_first",
+        description="when kappa's pair counter advances: advance_first (before kappa is computed, so the first pair "
+        "gets kappa0 * decay ** (1 / decay_steps): the authors' RatingSystem) or advance_after (kappa from the pairs "
+        "rated before this one, so the first pair gets kappa0: this project's former default)",
+    )
     reset_kappa_each_round: bool = Field(
         False,
         description="restart kappa's update counter every round, as the authors' code does (a defect we do not "
@@ -175,7 +183,7 @@ class TournamentConfig(_Strict):
         return self
 
 
-class SamplingConfig(_Strict):
+class SamplingConfig(StrictModel):
     """How a member samples its answers in combat."""
 
     temperature: float = Field(
@@ -201,7 +209,7 @@ class SamplingConfig(_Strict):
     )
 
 
-class LoraConfig(_Strict):
+class LoraConfig(StrictModel):
     """The LoRA adapter trained on each member (PEFT)."""
 
     r: int = Field(
@@ -223,7 +231,7 @@ class LoraConfig(_Strict):
     )
 
 
-class MemberConfig(_Strict):
+class MemberConfig(StrictModel):
     """One pool member: a base model (hub id, local path or alias), optionally a LoRA adapter on it."""
 
     name: str = Field(
@@ -254,7 +262,7 @@ class MemberConfig(_Strict):
     sampling: SamplingConfig | None = Field(None, description="this member's sampling; none: pool.sampling")
 
 
-class PoolConfig(_Strict):
+class PoolConfig(StrictModel):
     """The members and how their models are loaded and prompted."""
 
     members: list[MemberConfig] = Field(
@@ -337,7 +345,7 @@ class PoolConfig(_Strict):
         return self
 
 
-class JudgeConfig(_Strict):
+class JudgeConfig(StrictModel):
     """How every judge turns a response into a 1-10 score (which members judge is tournament.judges)."""
 
     type: str = Field(
@@ -383,7 +391,7 @@ class JudgeConfig(_Strict):
         return _registered(JUDGES, name)
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     """DPO with LoRA (TRL); the paper uses lr 1e-6 at 7B scale, small CPU models need a larger step."""
 
     beta: float = Field(
@@ -432,7 +440,7 @@ class TrainingConfig(_Strict):
     )
 
 
-class SimulationConfig(_Strict):
+class SimulationConfig(StrictModel):
     """The synthetic tribe: latent skills per domain, noisy judges, training that pulls toward winners."""
 
     domains: list[str] = Field(
@@ -463,7 +471,7 @@ class SimulationConfig(_Strict):
     )
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     """Where instructions come from; a registered task by name with its options."""
 
     task: str = Field(
@@ -491,7 +499,7 @@ class DataConfig(_Strict):
         return _registered(TASKS, name)
 
 
-class BackendConfig(_Strict):
+class BackendConfig(StrictModel):
     """What plays the pool, and where."""
 
     kind: str = Field(
@@ -520,7 +528,7 @@ class BackendConfig(_Strict):
         return _registered(PLACEMENTS, name)
 
 
-class RayConfig(_Strict):
+class RayConfig(StrictModel):
     """The Ray cluster of ``backend.placement: ray``: where it is and how the tribe's workers are sized."""
 
     address: str | None = Field(
@@ -562,7 +570,7 @@ class RayConfig(_Strict):
         return address
 
 
-class TrackerConfig(_Strict):
+class TrackerConfig(StrictModel):
     """One experiment tracker that logs the run itself (ratings, pairs, judge failures, DPO metrics, stage times).
 
     Written as a name (``tracking: [tensorboard]``) or as a mapping when a field differs from its default.
@@ -591,7 +599,7 @@ class TrackerConfig(_Strict):
         return _registered(WRITERS, name)
 
 
-class VllmConfig(_Strict):
+class VllmConfig(StrictModel):
     """The vLLM engine (``pool.engine=vllm``): the server(s) that answer and judge, or how to start one.
 
     docs/scaling.md explains each knob with GPU examples.
@@ -659,7 +667,7 @@ class VllmConfig(_Strict):
     )
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     """The run as a whole."""
 
     name: str = Field("sparta", description="the run's title in reports and comparisons")
@@ -682,7 +690,7 @@ class RunConfig(_Strict):
     )
 
 
-class SpartaConfig(_Strict):
+class SpartaConfig(StrictModel):
     run: RunConfig = Field(default_factory=RunConfig, description="name, seed, rounds, instructions per round")
     backend: BackendConfig = Field(default_factory=BackendConfig, description="what plays the pool")
     data: DataConfig = Field(default_factory=DataConfig, description="where instructions come from")
@@ -845,17 +853,25 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A configuration file as a dict; ``extends: OTHER.yaml`` (relative to the file) is read first and overlaid
-    (sections merge key by key, lists and ``options`` mappings are replaced)."""
+def read_yaml_file(path: Path, what: str = "configuration file") -> Any:
+    """The YAML document in ``path``; a missing or unreadable file, or bad YAML, is a ConfigError naming the file
+    (and the line)."""
     if not path.is_file():
-        raise ConfigError(f"configuration file {path} does not exist")
+        raise ConfigError(f"{what} {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+
+
+def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A configuration file as a dict; ``extends: OTHER.yaml`` (relative to the file) is read first and overlaid
+    (sections merge key by key, lists and ``options`` mappings are replaced)."""
+    data = read_yaml_file(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     parent = data.pop("extends", None)

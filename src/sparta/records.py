@@ -6,11 +6,24 @@ They are pure data (no torch), shared by the tournament core, the backends and t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+RecordT = TypeVar("RecordT", bound="FlatRecord")
+
+
+class FlatRecord:
+    """A record that is one line of a run-directory file, field for field (nested values are plain JSON)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[RecordT], d: dict[str, Any]) -> RecordT:
+        return cls(**d)
 
 
 @dataclass(frozen=True)
-class Instruction:
+class Instruction(FlatRecord):
     """One prompt of an instruction set; ``answer`` is a gold answer when the task has one (evaluation only)."""
 
     id: str
@@ -19,13 +32,6 @@ class Instruction:
     answer: str | None = None
     answer_type: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Instruction:
-        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,12 @@ class Match:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Match:
-        return cls(d["index"], Instruction.from_dict(d["instruction"]), d["model_a"], d["model_b"])
+        return cls(
+            index=d["index"],
+            instruction=Instruction.from_dict(d["instruction"]),
+            model_a=d["model_a"],
+            model_b=d["model_b"],
+        )
 
 
 CUT_BY_LENGTH = "length"
@@ -56,7 +67,7 @@ CUT_BY_LENGTH = "length"
 
 
 @dataclass(frozen=True)
-class Response:
+class Response(FlatRecord):
     """One member's answer to one instruction. ``meta`` carries backend facts (token counts, how it finished)."""
 
     instruction_id: str
@@ -69,13 +80,6 @@ class Response:
         """The answer was cut by ``max_new_tokens``: it is the prefix of an answer, with no end."""
         return self.meta.get("finish") == CUT_BY_LENGTH
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Response:
-        return cls(**d)
-
 
 @dataclass(frozen=True)
 class JudgeRequest:
@@ -87,7 +91,7 @@ class JudgeRequest:
 
 
 @dataclass(frozen=True)
-class Judgment:
+class Judgment(FlatRecord):
     """A judge's 1-10 score of one response, or ``score=None`` with the reason it could not be read."""
 
     judge: str
@@ -109,16 +113,9 @@ class Judgment:
             raw=raw,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Judgment:
-        return cls(**d)
-
 
 @dataclass(frozen=True)
-class PreferencePair:
+class PreferencePair(FlatRecord):
     """A DPO training example in TRL's preference format plus where it came from; ``*_truncated`` marks an answer
     cut by ``max_new_tokens`` (trained on as the prefix it is, only with ``tournament.truncated: keep``)."""
 
@@ -132,10 +129,3 @@ class PreferencePair:
     domain: str = "general"
     chosen_truncated: bool = False
     rejected_truncated: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PreferencePair:
-        return cls(**d)

@@ -55,6 +55,14 @@ class RunDirectoryError(SpartaError, RuntimeError):
     """The run directory cannot be used as asked (another configuration, a damaged or missing file)."""
 
 
+class RunFileMissingError(RunDirectoryError, FileNotFoundError):
+    """A file the run directory should hold is not there."""
+
+
+class RunFileDamagedError(RunDirectoryError, ValueError):
+    """A run-directory file that cannot be read: not JSON, not UTF-8, or not of the expected shape."""
+
+
 def round_dir(run_dir: Path, round_index: int) -> Path:
     """Rounds are numbered from 1 in directory names: round_001, round_002, ..."""
     return Path(run_dir) / f"round_{round_index:03d}"
@@ -112,12 +120,21 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: Path) -> Any:
-    """One JSON document; a damaged file is an error naming the file."""
+def _read_text(path: Path) -> str:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunFileMissingError(f"{path} does not exist") from None
+    except UnicodeDecodeError as err:
+        raise RunFileDamagedError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def read_json(path: Path) -> Any:
+    """One JSON document; a missing or damaged file is an error naming the file."""
+    try:
+        return json.loads(_read_text(path))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from None
+        raise RunFileDamagedError(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from None
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -127,14 +144,13 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read one JSON object per line; a bad line is an error naming the file and line."""
     rows = []
-    with Path(path).open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: not valid JSON: {err.msg}") from None
+    for lineno, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise RunFileDamagedError(f"{path}:{lineno}: not valid JSON: {err.msg}") from None
     return rows
 
 

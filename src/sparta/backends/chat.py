@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sparta.config import ConfigError
+
 Messages = list[dict[str, str]]
 
 _SENTINEL = "SPARTASENTINEL"
@@ -27,7 +29,9 @@ def prompt_text(tokenizer: Any, conversation: Messages, owner: str) -> str:
     gets.
     """
     if not tokenizer.chat_template:
-        raise ValueError(f"{owner} has no chat template")
+        raise ConfigError(
+            f"{owner} has no chat template; SPARTA prompts members as chat models (use an instruct model)"
+        )
     return tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
 
 
@@ -49,5 +53,5 @@ def turn_end_id(tokenizer: Any, conversation: Messages, owner: str) -> int:
     if suffix_ids and suffix.strip():
         return suffix_ids[0]
     if tokenizer.eos_token_id is None:
-        raise ValueError(f"cannot tell where an assistant turn ends for {owner}: no template suffix, no eos")
+        raise ConfigError(f"cannot tell where an assistant turn ends for {owner}: no template suffix, no eos")
     return int(tokenizer.eos_token_id)

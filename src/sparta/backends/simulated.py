@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparta.backends.base import Progress, _no_progress
+from sparta.config import ConfigError
 from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, Response
-from sparta.rundir import read_json, write_json
+from sparta.rundir import RunFileDamagedError, RunFileMissingError, read_json, write_json
 
 if TYPE_CHECKING:
     from sparta.config import SimulationConfig, SpartaConfig
@@ -69,10 +70,10 @@ def _sigmoid(x: float) -> float:
 
 def _check_domains(domains: list[str]) -> None:
     if not domains:
-        raise ValueError("simulation.domains is empty: the simulated tribe needs at least one domain")
+        raise ConfigError("simulation.domains is empty: the simulated tribe needs at least one domain")
     dupes = sorted({d for d in domains if domains.count(d) > 1})
     if dupes:
-        raise ValueError(f"simulation.domains: duplicate domains {dupes}")
+        raise ConfigError(f"simulation.domains: duplicate domains {dupes}")
 
 
 def initial_skills(
@@ -94,7 +95,7 @@ class SimulatedTribe:
 
     def __init__(self, members: Sequence[str], sim: SimulationConfig, seed: int) -> None:
         if not members:
-            raise ValueError("pool.members is empty: the simulated tribe needs at least one member")
+            raise ConfigError("pool.members is empty: the simulated tribe needs at least one member")
         _check_domains(list(sim.domains))
         self.members: list[str] = list(members)
         self.domains: list[str] = list(sim.domains)
@@ -228,18 +229,18 @@ class SimulatedTribe:
         """Restore the skills saved by :meth:`train` in ``round_dir``."""
         path = Path(round_dir) / STATE_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no simulated tribe state (was the round trained?)")
+            raise RunFileMissingError(f"{path}: no simulated tribe state (was the round trained?)")
         state = read_json(path)
         if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"{path}: field 'format' is {state.get('format')!r}, expected {STATE_FORMAT}")
+            raise RunFileDamagedError(f"{path}: field 'format' is {state.get('format')!r}, expected {STATE_FORMAT}")
         if state.get("domains") != self.domains:
-            raise ValueError(
+            raise RunFileDamagedError(
                 f"{path}: field 'domains' is {state.get('domains')!r}, the configuration has {self.domains}"
             )
         skills = state.get("skills") or {}
         missing = [m for m in self.members if m not in skills]
         if missing:
-            raise ValueError(f"{path}: field 'skills' lacks members {missing}")
+            raise RunFileDamagedError(f"{path}: field 'skills' lacks members {missing}")
         self._skills = {m: [float(skills[m][d]) for d in self.domains] for m in self.members}
 
     def _state(self, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,19 @@ class RoundError(SpartaError, ValueError):
     """A requested round that this run directory cannot provide."""
 
 
+def parse_rounds(text: str) -> list[int]:
+    """``"0,2"`` -> [0, 2]: the ``--rounds`` option of ``sparta eval``."""
+    rounds = []
+    for piece in text.split(","):
+        if not piece.strip().isdigit():
+            raise RoundError(
+                f"--rounds {text!r}: {piece.strip()!r} is not a round number; give comma-separated rounds such as 0,2 "
+                "(0 is the start)"
+            )
+        rounds.append(int(piece))
+    return rounds
+
+
 def resolve_rounds(state: RunState, rounds: Sequence[int] | None, run_dir: Path) -> list[int]:
     """The requested rounds, sorted and unique; by default 0 and the last completed round."""
     completed = state.completed_rounds()

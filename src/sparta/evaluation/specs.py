@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sparta.config import SpartaConfig
+from sparta.config import SpartaConfig, read_yaml_file
 from sparta.errors import SpartaError
 from sparta.evaluation.scoring import EVAL_SCORERS
 from sparta.records import Instruction
@@ -65,6 +65,20 @@ class EvalTask:
     @property
     def name(self) -> str:
         return self.spec.label
+
+
+def read_specs(path: Path) -> list[dict[str, Any]]:
+    """The specs of an evaluation tasks file (a YAML list of mappings); errors name the file."""
+    specs = read_yaml_file(path, "evaluation tasks file")
+    if not isinstance(specs, list):
+        raise EvalSpecError(
+            f"{path}: expected a YAML list of task specs (- task: NAME ...), got {type(specs).__name__}"
+        )
+    try:
+        parse_specs(specs)
+    except EvalSpecError as err:
+        raise EvalSpecError(f"{path}: {err}") from None
+    return specs
 
 
 def parse_specs(specs: Sequence[Mapping[str, Any]]) -> list[EvalTaskSpec]:

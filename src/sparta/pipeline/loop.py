@@ -26,7 +26,7 @@ from sparta.backends.base import (
     judge_chunks,
     parallel_chunks,
 )
-from sparta.config import SpartaConfig, dump_config, load_config
+from sparta.config import ConfigError, SpartaConfig, dump_config, load_config
 from sparta.pipeline.observer import StageObserver
 from sparta.pipeline.progress import Reporter, SilentReporter
 from sparta.pipeline.state import RunState
@@ -151,6 +151,7 @@ class RoundLoop:
         tribe: Tribe,
         reporter: Reporter | None = None,
         observer: StageObserver | None = None,
+        instructions: list[Instruction] | None = None,
     ):
         self.config = config
         self.out = Path(out_dir)
@@ -159,16 +160,14 @@ class RoundLoop:
         self.observer = observer if observer is not None else build_observer(config, self.out)
         self.state_path = self.out / STATE_JSON
         self.members = config.member_names()
-        self._instructions: list[Instruction] | None = None
+        self._instructions = instructions
         self.state: RunState | None = None
 
     # -- set-up -------------------------------------------------------------------------------------------
     def open(self) -> RunState:
         self.out.mkdir(parents=True, exist_ok=True)
-        config_path = self.out / CONFIG_YAML
-        if config_path.exists():
-            self._check_same_config(config_path)
-        atomic_write_text(config_path, dump_config(self.config))
+        check_same_config(self.config, self.out)
+        atomic_write_text(self.out / CONFIG_YAML, dump_config(self.config))
         bind_run(self.tribe, self.out)
         if self.state_path.exists():
             state = RunState.load(self.state_path)
@@ -181,26 +180,6 @@ class RoundLoop:
         )
         state.save(self.state_path)
         return state
-
-    def _check_same_config(self, path: Path) -> None:
-        old = load_config(path).model_dump(mode="json")
-        new = self.config.model_dump(mode="json")
-        # how many rounds, what is logged, and where the tribe and the servers run never change what a round computes
-        for dump in (old, new):
-            dump["run"].pop("rounds"), dump["backend"].pop("placement"), dump.pop("ray")
-            dump.pop("tracking", None), dump.pop("vllm", None)
-        changed = sorted(
-            f"{section}.{key}"
-            for section in new
-            for key in set(new[section]) | set(old.get(section, {}))
-            if new[section].get(key) != old.get(section, {}).get(key)
-        )
-        if changed:
-            raise RunDirectoryError(
-                f"{self.out} holds a run with another configuration (differs in {', '.join(changed)}); "
-                "resume it with its own config.yaml or choose a new --out (only run.rounds, tracking, "
-                "backend.placement and the ray and vllm sections may change)"
-            )
 
     def _restore_tribe(self, state: RunState) -> None:
         trained = [r for r in sorted(state.finished) if state.done(r, "training")]
@@ -422,18 +401,58 @@ def _training_skipped(round_path: Path) -> bool:
     return bool(read_json(round_path / TRAINING).get("skipped"))
 
 
+def check_same_config(config: SpartaConfig, out_dir: Path) -> None:
+    """A run directory belongs to one configuration; only ``run.rounds`` (to extend it), ``tracking`` (what is logged)
+    and where the tribe and the servers run (``backend.placement``, ``ray``, ``vllm``) may change."""
+    path = Path(out_dir) / CONFIG_YAML
+    if not path.exists():
+        return
+    old = load_config(path).model_dump(mode="json")
+    new = config.model_dump(mode="json")
+    # how many rounds, what is logged, and where the tribe and the servers run never change what a round computes
+    for dump in (old, new):
+        dump["run"].pop("rounds"), dump["backend"].pop("placement"), dump.pop("ray")
+        dump.pop("tracking", None), dump.pop("vllm", None)
+    changed = sorted(
+        f"{section}.{key}"
+        for section in new
+        for key in set(new[section]) | set(old.get(section, {}))
+        if new[section].get(key) != old.get(section, {}).get(key)
+    )
+    if changed:
+        raise RunDirectoryError(
+            f"{out_dir} holds a run with another configuration (differs in {', '.join(changed)}); "
+            "resume it with its own config.yaml or choose a new --out "
+            "(only run.rounds, tracking, backend.placement and the ray and vllm sections may change)"
+        )
+
+
+def check_before_loading(config: SpartaConfig, out_dir: Path) -> list[Instruction]:
+    """What can fail without a model, checked before any model loads: the pool's size, the run directory,
+    the task's instructions. Returns the instructions combat draws from."""
+    members = config.member_names()
+    if len(members) < 2:
+        raise ConfigError(f"pool.members: a SPARTA run needs at least 2 members, got {len(members)}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(f"--out {out} is a file, not a run directory")
+    check_same_config(config, out)
+    return combat_instructions(config)
+
+
 def run(
     config: SpartaConfig, out_dir: Path, reporter: Reporter | None = None, tribe: Tribe | None = None
 ) -> tuple[RoundLoop, list[RoundStats]]:
     """Run or resume the configured run in ``out_dir``, logging it to the configured trackers; a tribe built here
     is closed at the end."""
+    instructions = check_before_loading(config, out_dir)
     observer = build_observer(config, out_dir)  # before the tribe loads: a missing tracker library fails at once
     if tribe is not None:
-        loop = RoundLoop(config, out_dir, tribe, reporter, observer)
+        loop = RoundLoop(config, out_dir, tribe, reporter, observer, instructions)
         return loop, loop.run()
     built = build_tribe(config)
     try:
-        loop = RoundLoop(config, out_dir, built, reporter, observer)
+        loop = RoundLoop(config, out_dir, built, reporter, observer, instructions)
         return loop, loop.run()
     finally:
         close_tribe(built)

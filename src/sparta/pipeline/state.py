@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparta.rundir import read_json, write_json
+from sparta.rundir import STATE_JSON, RunFileDamagedError, read_json, write_json
 from sparta.tournament.reputation import ReputationState
 
 STAGES = ("matches", "responses", "judgments", "ratings", "training")
@@ -49,19 +49,23 @@ class RunState:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunState:
-        if d.get("version") != STATE_VERSION:
-            raise ValueError(f"state.json: unsupported version {d.get('version')!r} (expected {STATE_VERSION})")
-        return cls(
-            seed=int(d["seed"]),
-            members=list(d["members"]),
-            reputation=ReputationState.from_dict(d["reputation"]),
-            finished={int(r): list(s) for r, s in d["finished"].items()},
-        )
+    def from_dict(cls, d: dict[str, Any], source: str = STATE_JSON) -> RunState:
+        if not isinstance(d, dict) or d.get("version") != STATE_VERSION:
+            found = d.get("version") if isinstance(d, dict) else type(d).__name__
+            raise RunFileDamagedError(f"{source}: unsupported version {found!r} (expected {STATE_VERSION})")
+        try:
+            return cls(
+                seed=int(d["seed"]),
+                members=list(d["members"]),
+                reputation=ReputationState.from_dict(d["reputation"]),
+                finished={int(r): list(s) for r, s in d["finished"].items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise RunFileDamagedError(f"{source}: damaged run state ({type(err).__name__}: {err})") from None
 
     def save(self, path: Path) -> None:
         write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> RunState:
-        return cls.from_dict(read_json(path))
+        return cls.from_dict(read_json(path), str(path))

@@ -25,19 +25,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from sparta.config import ConfigError, LoraConfig, SamplingConfig, apply_overrides, format_validation_error, read_yaml
+from sparta.config import (
+    ConfigError,
+    LoraConfig,
+    SamplingConfig,
+    StrictModel,
+    apply_overrides,
+    format_validation_error,
+    read_yaml,
+)
 
 BASE_MEMBER = "base"
 """The name of the untrained reference row in the diversity measures (``diversity.include_base``)."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProceduralSubset(_Strict):
+class ProceduralSubset(StrictModel):
     """Worked, correct examples of one built-in procedural domain (``sparta.tasks.procedural_expert_examples``)."""
 
     source: Literal["procedural"] = Field(..., description="procedural: worked examples generated in-process")
@@ -57,7 +61,7 @@ class ProceduralSubset(_Strict):
         return domain
 
 
-class RecordsSubset(_Strict):
+class RecordsSubset(StrictModel):
     """Instruction/response records read by a registered task loader (jsonl, json, csv, hf_dataset).
 
     One file per member, or one shared file split by a field: ``where: {category: code}`` keeps the records whose
@@ -86,7 +90,7 @@ class RecordsSubset(_Strict):
 Subset = Annotated[Union[ProceduralSubset, RecordsSubset], Field(discriminator="source")]
 
 
-class InitMember(_Strict):
+class InitMember(StrictModel):
     """A member to make: its name, optional system prompt and sampling (carried into the run), its SFT subset."""
 
     name: str = Field(
@@ -104,7 +108,7 @@ class InitMember(_Strict):
     subset: Subset = Field(..., description="what this member is fine-tuned on: procedural or records")
 
 
-class SFTSettings(_Strict):
+class SFTSettings(StrictModel):
     """Supervised fine-tuning of every member's LoRA adapter; the loss covers the assistant turn only."""
 
     learning_rate: float = Field(
@@ -130,7 +134,7 @@ class SFTSettings(_Strict):
     )
 
 
-class DiversitySettings(_Strict):
+class DiversitySettings(StrictModel):
     """Held-out prompts with gold answers, answered greedily by every member after initialisation.
 
     With the default procedural task, ``options`` default to the procedural members' domains (all verifiable
@@ -153,7 +157,7 @@ class DiversitySettings(_Strict):
     include_base: bool = Field(True, description=f"add the untrained base as a reference row named {BASE_MEMBER!r}")
 
 
-class InitPoolConfig(_Strict):
+class InitPoolConfig(StrictModel):
     base: str = Field(..., min_length=1, description="the shared base model: alias, local path or hub id")
     seed: int = Field(0, description="SFT order, subset samples and diversity prompts derive from it")
     members: list[InitMember] = Field(..., min_length=1, description="the experts to make, one LoRA adapter each")

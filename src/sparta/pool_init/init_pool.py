@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from sparta.config import MemberConfig, SpartaConfig, config_from_dict, dump_config, load_config
+from sparta.config import ConfigError, MemberConfig, SpartaConfig, config_from_dict, dump_config, load_config
 from sparta.errors import SpartaError
 from sparta.pipeline.progress import Reporter, SilentReporter
 from sparta.pool_init.config import BASE_MEMBER, InitPoolConfig, load_init_config
@@ -219,9 +219,8 @@ def _diversity_key(config: InitPoolConfig, items: list[Instruction]) -> dict[str
     }
 
 
-def _measure(pool, config: InitPoolConfig, out: Path, excluded: set[str], reporter: Reporter) -> dict[str, Any]:
+def _measure(pool, config: InitPoolConfig, out: Path, items: list[Instruction], reporter: Reporter) -> dict[str, Any]:
     path = Path(out) / DIVERSITY_JSON
-    items = diversity_instructions(config, excluded)
     key = _diversity_key(config, items)
     if path.is_file() and read_json(path).get("key") == key:
         reporter.log(f"diversity: reusing {path}")
@@ -255,6 +254,7 @@ def init_pool(
     atomic_write_text(out / INIT_YAML, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
     examples = {m.name: member_examples(m, config.seed) for m in config.members}
+    held_out = _held_out_prompts(config, run, examples)  # every task file is read before any model loads
     done = {m.name for m in config.members if finished(out, config, m.name)}
     for name in sorted(done):
         reporter.log(f"{name}: adapter already trained, loading {adapters / name}")
@@ -276,10 +276,7 @@ def init_pool(
     atomic_write_text(out / POOL_YAML, dump_config(run))
     load_config(out / POOL_YAML)  # the file must load as it will in `sparta run`
 
-    diversity = None
-    if config.diversity.enabled:
-        excluded = {ex.prompt for xs in examples.values() for ex in xs} | {x.text for x in run_instructions(run)}
-        diversity = _measure(pool, config, out, excluded, reporter)
+    diversity = _measure(pool, config, out, held_out, reporter) if config.diversity.enabled else None
     return InitPoolResult(
         out=out,
         pool_yaml=out / POOL_YAML,
@@ -291,6 +288,24 @@ def init_pool(
         seconds=time.perf_counter() - start,
         config=run,
     )
+
+
+def _held_out_prompts(
+    config: InitPoolConfig, run: SpartaConfig, examples: dict[str, list[Example]]
+) -> list[Instruction]:
+    """The diversity prompts: none an SFT prompt or an instruction of the run (empty when diversity is off)."""
+    run_texts = {x.text for x in run_instructions(run)}
+    if not config.diversity.enabled:
+        return []
+    excluded = {ex.prompt for xs in examples.values() for ex in xs} | run_texts
+    items = diversity_instructions(config, excluded)
+    if not items:
+        raise ConfigError(
+            f"diversity.task {config.diversity.task!r} leaves no held-out prompt with a gold answer (answer and "
+            "answer_type) once the SFT prompts and the run's instructions are left out; choose a task with gold "
+            "answers or set diversity.enabled=false"
+        )
+    return items
 
 
 def _summary(name: str, metrics: dict[str, Any]) -> str:

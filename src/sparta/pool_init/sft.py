@@ -13,16 +13,16 @@ fit ``max_length`` is skipped and counted, never cut (a cut answer would teach t
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from transformers import PrinterCallback, TrainerCallback, set_seed
+from transformers import PrinterCallback, set_seed
 
-from sparta.backends.hf.training import quiet_trainer, restoring_shared_model, trainer_defaults
+from sparta.backends.hf.training import StepWatch, quiet_trainer, restoring_shared_model, trainer_defaults
+from sparta.config import ConfigError
 from sparta.errors import SpartaError
 from sparta.pool_init.config import SFTSettings
 from sparta.pool_init.subsets import Example
@@ -88,26 +88,8 @@ def sft_config(settings: SFTSettings, seed: int, output_dir: Path, use_cpu: bool
     )
 
 
-class _StepWatch(TrainerCallback):
-    """Reports each optimizer step, keeps the losses, stops at the first NaN/inf loss."""
-
-    def __init__(self, member: str, progress: Progress) -> None:
-        self.member, self.progress = member, progress
-        self.losses: list[float] = []
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.progress(1)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs or "loss" not in logs:
-            return
-        loss = float(logs["loss"])
-        if not math.isfinite(loss):
-            raise SFTDivergedError(
-                f"SFT of member {self.member!r} diverged at step {state.global_step}: loss {loss}; "
-                "lower sft.learning_rate"
-            )
-        self.losses.append(loss)
+def _diverged(member: str, step: int, loss: float, what: str) -> SFTDivergedError:
+    return SFTDivergedError(f"SFT of member {member!r} diverged at step {step}: {what} {loss}; lower sft.learning_rate")
 
 
 def train_sft(
@@ -129,7 +111,7 @@ def train_sft(
     start = time.perf_counter()
     kept, skipped = fitting_examples(pool, member, examples, settings.max_length)
     if not kept:
-        raise ValueError(
+        raise ConfigError(
             f"member {member!r}: none of its {len(examples)} SFT examples fits "
             f"sft.max_length={settings.max_length} tokens"
         )
@@ -137,7 +119,7 @@ def train_sft(
     inner = peft_model.get_base_model()
     use_cpu = next(inner.parameters()).device.type == "cpu"
     set_seed(seed)
-    watch = _StepWatch(member, progress)
+    watch = StepWatch(member, progress, _diverged, watched=("loss",))
     with (
         tempfile.TemporaryDirectory(prefix="sparta-sft-") as scratch,
         quiet_trainer(),

@@ -41,7 +41,7 @@ def _matches(meta: dict, where: dict) -> bool:
 
 @SUBSETS.register("records")
 def records_subset(spec: RecordsSubset, seed: int, member: str) -> list[Example]:
-    from sparta.tasks import load_task
+    from sparta.tasks import TaskError, load_task
 
     options = {
         **spec.options,
@@ -53,7 +53,7 @@ def records_subset(spec: RecordsSubset, seed: int, member: str) -> list[Example]
     records = [r for r in load_task(spec.task, options) if _matches(r.meta, spec.where)]
     if not records:
         where = f" with {spec.where}" if spec.where else ""
-        raise ValueError(f"member {member!r}: task {spec.task!r} {spec.options} has no records{where}")
+        raise TaskError(f"member {member!r}: task {spec.task!r} {spec.options} has no records{where}")
     if spec.size is not None and spec.size < len(records):
         picked = sorted(random.Random(derive_seed(seed, "subset", member)).sample(range(len(records)), spec.size))
         records = [records[i] for i in picked]

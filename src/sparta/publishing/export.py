@@ -149,7 +149,7 @@ def _write_merged(at: MemberAt, config: SpartaConfig, directory: Path) -> None:
 
 def _write_adapter(at: MemberAt, directory: Path) -> None:
     """The adapter's files, its config naming a base PEFT can load (an old run may name a sparta alias)."""
-    from sparta.backends.hf.models import loadable_reference
+    from sparta.provisioning import loadable_reference
 
     if at.adapter is None:
         raise ExportError(
@@ -166,14 +166,14 @@ def _write_tokenizer(at: MemberAt, config: SpartaConfig, directory: Path) -> Non
     """The base's own tokenizer and chat template, as loaded from the base (not the pool's left-padded copy)."""
     from transformers import AutoTokenizer
 
-    from sparta.backends.hf.models import resolve_model
+    from sparta.provisioning import resolve_model
 
     path = resolve_model(at.member.model)
     AutoTokenizer.from_pretrained(path, trust_remote_code=config.pool.trust_remote_code).save_pretrained(directory)
 
 
 def _provenance(run_dir: Path, at: MemberAt, merged: bool) -> dict[str, Any]:
-    from sparta.backends.hf.models import loadable_reference
+    from sparta.provisioning import loadable_reference
 
     return {
         "run": str(run_dir.resolve()),
@@ -188,7 +188,7 @@ def _provenance(run_dir: Path, at: MemberAt, merged: bool) -> dict[str, Any]:
 
 
 def _write_card(run_dir: Path, config: SpartaConfig, at: MemberAt, merged: bool, directory: Path) -> None:
-    from sparta.backends.hf.models import loadable_reference
+    from sparta.provisioning import loadable_reference
     from sparta.publishing.model_card import MODEL_CARD, model_card
 
     card = model_card(run_dir, config, at.member, at.round, merged, loadable_reference(at.member.model))

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import statistics
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from sparta.report.leaderboard import round_summaries, run_leaderboard
 from sparta.report.pair_examples import PairExample, preference_examples
 from sparta.report.ratings import RatingHistory, rating_history
 from sparta.report.wins import WinMatrix, win_matrix
+from sparta.rundir import atomic_write_bytes
 
 DISPLAY_CHARS = 700
 """Pair texts are cut to this many characters on the page (never in the run's files)."""
@@ -152,7 +151,7 @@ def leaderboard_section(run_dir: Path) -> Section:
     ]
     body = table(["rank", "member", "reputation", "Bradley-Terry", "95% interval", "W-L-T"], rows) + note(
         "Reputation after the last rated round; Bradley-Terry ratings (mean 1000, bootstrap interval) and the "
-        "win-loss-tie record are fitted on the last rated round's matches."
+        "win-loss-tie record count the matches of all rated rounds."
     )
     return Section("leaderboard", "Leaderboard", body)
 
@@ -417,19 +416,6 @@ def build_report(run_dir: Path) -> tuple[str, dict[str, bytes]]:
     return page(title, header(run_dir, history), sections), pngs
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Temp file + rename, like every other file of the run directory."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # a report is meant to be read by others; mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(run_dir: Path) -> Path:
     """Write RUN_DIR/report.html and the PNGs beside it; a stale plot the report no longer has is removed."""
     run_dir = Path(run_dir)
@@ -440,9 +426,9 @@ def write_report(run_dir: Path) -> Path:
     for name in PLOT_FILES:
         path = run_dir / name
         if name in pngs:
-            _write_bytes(path, pngs[name])
+            atomic_write_bytes(path, pngs[name])
         else:
             path.unlink(missing_ok=True)
     out = run_dir / "report.html"
-    _write_bytes(out, text.encode("utf-8"))
+    atomic_write_bytes(out, text.encode("utf-8"))
     return out

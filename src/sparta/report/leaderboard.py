@@ -1,4 +1,5 @@
-"""The final leaderboard of a run: SPARTA reputation beside a Bradley-Terry fit of the last round's outcomes."""
+"""The final leaderboard of a run: SPARTA reputation after the last round beside a Bradley-Terry fit of every
+round's outcomes (the order-free summary of all the matches the run played)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from sparta.rundir import JUDGMENTS, OUTCOMES, PAIRS, RESPONSES, TRAINING, read_
 from sparta.tournament.bradley_terry import leaderboard_rows
 
 Outcome = tuple[str, str, float]
+
+LEADERBOARD_TITLE = "Leaderboard: reputation after the last round, Bradley-Terry and W-L-T over all rounds"
 
 
 def outcomes_of_round(run_dir: Path, r: int) -> list[Outcome]:
@@ -30,11 +33,19 @@ def rated_rounds(run_dir: Path) -> list[int]:
     return sorted(r for r in state.finished if state.done(r, "ratings"))
 
 
+def outcomes_of_run(run_dir: Path) -> list[Outcome]:
+    """The rated outcomes of every rated round, in round and update order."""
+    return [o for r in rated_rounds(run_dir) for o in outcomes_of_round(run_dir, r)]
+
+
 def run_leaderboard(run_dir: Path, n_boot: int = 200, seed: int = 0) -> list[dict[str, Any]]:
-    """Rows sorted by Bradley-Terry rating of the last rated round, with the reputation after it."""
+    """Rows sorted by a Bradley-Terry fit of all rounds' outcomes, with the reputation after the last round.
+
+    Members change from round to round (they train), so the fit summarises the run as a whole, as users read a
+    leaderboard; the reputation column is where the online update ended.
+    """
     state = RunState.load(run_dir / "state.json")
-    rounds = rated_rounds(run_dir)
-    outcomes = outcomes_of_round(run_dir, rounds[-1]) if rounds else []
+    outcomes = outcomes_of_run(run_dir)
     return leaderboard_rows(state.reputation.ratings, outcomes, state.members, n_boot=n_boot, seed=seed)
 
 

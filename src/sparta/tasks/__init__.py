@@ -7,7 +7,7 @@ batch = draw_round(train, n=100, round_index=1, seed=0)
 score_answer("math", "... so the answer is \\boxed{\\frac12}", "0.5")  # 1.0
 """
 
-from sparta.tasks.registry import TASKS, TaskOptionsError, load_task, task_names  # isort: skip
+from sparta.tasks.registry import TASKS, TaskError, TaskFileNotFoundError, TaskOptionsError, load_task, task_names  # isort: skip
 from sparta.tasks import generic, mixture, procedural, sparta_formats  # noqa: F401  (registers the loaders)
 from sparta.tasks.bad_records import LoadedInstructions, Location, TaskDataError
 from sparta.tasks.procedural import procedural_domains, procedural_expert_examples, procedural_instructions
@@ -20,6 +20,8 @@ __all__ = [
     "LoadedInstructions",
     "Location",
     "TaskDataError",
+    "TaskError",
+    "TaskFileNotFoundError",
     "TaskOptionsError",
     "load_task",
     "task_names",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sparta.records import Instruction
 from sparta.tasks.bad_records import OnBadRecord
-from sparta.tasks.registry import TASKS, load_task, parse_options
+from sparta.tasks.registry import TASKS, TaskError, load_task, parse_options
 
 
 class Part(BaseModel):
@@ -36,10 +37,9 @@ def load_mixture(options: dict[str, Any], *, on_bad_record: OnBadRecord = "error
             chosen = sorted(random.Random(f"{opts.seed}/{i}/{part.task}").sample(range(len(loaded)), part.limit))
             loaded = [loaded[j] for j in chosen]
         items.extend(loaded)
-    ids = [x.id for x in items]
-    dupes = sorted({x for x in ids if ids.count(x) > 1})
+    dupes = sorted(instruction_id for instruction_id, count in Counter(x.id for x in items).items() if count > 1)
     if dupes:
-        raise ValueError(
+        raise TaskError(
             f"task 'mixture': instruction ids collide across parts, e.g. {dupes[:3]}; set id_prefix per part"
         )
     return items

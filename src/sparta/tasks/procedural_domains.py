@@ -77,10 +77,10 @@ def _options(rng: random.Random, correct: str, distractors: list[str]) -> tuple[
 def _add(rng: random.Random) -> Problem:
     name, item, a, b = rng.choice(NAMES), rng.choice(ITEMS), rng.randint(2, 60), rng.randint(2, 60)
     return Problem(
-        f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?",
-        f"{a} + {b} = {a + b}. The answer is {a + b}.",
-        str(a + b),
-        "add",
+        prompt=f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?",
+        response=f"{a} + {b} = {a + b}. The answer is {a + b}.",
+        answer=str(a + b),
+        kind="add",
     )
 
 
@@ -88,20 +88,20 @@ def _subtract(rng: random.Random) -> Problem:
     name, item, a = rng.choice(NAMES), rng.choice(ITEMS), rng.randint(10, 99)
     b = rng.randint(1, a - 1)
     return Problem(
-        f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?",
-        f"{a} - {b} = {a - b}. The answer is {a - b}.",
-        str(a - b),
-        "subtract",
+        prompt=f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?",
+        response=f"{a} - {b} = {a - b}. The answer is {a - b}.",
+        answer=str(a - b),
+        kind="subtract",
     )
 
 
 def _multiply(rng: random.Random) -> Problem:
     item, a, b = rng.choice(ITEMS), rng.randint(2, 12), rng.randint(2, 12)
     return Problem(
-        f"A box holds {a} {item}. How many {item} are in {b} boxes?",
-        f"{b} * {a} = {a * b}. The answer is {a * b}.",
-        str(a * b),
-        "multiply",
+        prompt=f"A box holds {a} {item}. How many {item} are in {b} boxes?",
+        response=f"{b} * {a} = {a * b}. The answer is {a * b}.",
+        answer=str(a * b),
+        kind="multiply",
     )
 
 
@@ -109,10 +109,10 @@ def _divide(rng: random.Random) -> Problem:
     name, item, each, friends = rng.choice(NAMES), rng.choice(ITEMS), rng.randint(2, 12), rng.randint(2, 9)
     total = each * friends
     return Problem(
-        f"{name} shares {total} {item} equally among {friends} friends. How many {item} does each friend get?",
-        f"{total} / {friends} = {each}. The answer is {each}.",
-        str(each),
-        "divide",
+        prompt=f"{name} shares {total} {item} equally among {friends} friends. How many {item} does each friend get?",
+        response=f"{total} / {friends} = {each}. The answer is {each}.",
+        answer=str(each),
+        kind="divide",
     )
 
 
@@ -122,21 +122,21 @@ def _two_step(rng: random.Random) -> Problem:
     bought = packs * per_pack
     total = bought + extra
     return Problem(
-        f"{name} has {extra} {item} and buys {packs} packs of {per_pack} {item}. "
+        prompt=f"{name} has {extra} {item} and buys {packs} packs of {per_pack} {item}. "
         f"How many {item} does {name} have in total?",
-        f"{packs} * {per_pack} = {bought}. {bought} + {extra} = {total}. The answer is {total}.",
-        str(total),
-        "two_step",
+        response=f"{packs} * {per_pack} = {bought}. {bought} + {extra} = {total}. The answer is {total}.",
+        answer=str(total),
+        kind="two_step",
     )
 
 
 def _cost(rng: random.Random) -> Problem:
     (one, many), price, count = rng.choice(GOODS), rng.randint(2, 25), rng.randint(2, 9)
     return Problem(
-        f"One {one} costs {price} dollars. How many dollars do {count} {many} cost?",
-        f"{count} * {price} = {count * price}. The answer is {count * price}.",
-        str(count * price),
-        "cost",
+        prompt=f"One {one} costs {price} dollars. How many dollars do {count} {many} cost?",
+        response=f"{count} * {price} = {count * price}. The answer is {count * price}.",
+        answer=str(count * price),
+        kind="cost",
     )
 
 
@@ -172,11 +172,11 @@ def _to_small(rng: random.Random) -> Problem:
     value = _half_step(rng, allow_half=True)
     result = value * factor
     return Problem(
-        f"How many {smalls} are in {_amount(value, big, bigs)}?",
-        f"1 {big} is {factor} {smalls}, so {_amount(value, big, bigs)} is {_fmt(value)} * {factor} = "
+        prompt=f"How many {smalls} are in {_amount(value, big, bigs)}?",
+        response=f"1 {big} is {factor} {smalls}, so {_amount(value, big, bigs)} is {_fmt(value)} * {factor} = "
         f"{_amount(result, small, smalls)}. The answer is {_fmt(result)}.",
-        _fmt(result),
-        "to_small",
+        answer=_fmt(result),
+        kind="to_small",
     )
 
 
@@ -185,11 +185,11 @@ def _to_big(rng: random.Random) -> Problem:
     result = _half_step(rng, allow_half=factor % 2 == 0)
     value = result * factor
     return Problem(
-        f"How many {bigs} are in {_amount(value, small, smalls)}?",
-        f"1 {big} is {factor} {smalls}, so {_amount(value, small, smalls)} is {_fmt(value)} / {factor} = "
+        prompt=f"How many {bigs} are in {_amount(value, small, smalls)}?",
+        response=f"1 {big} is {factor} {smalls}, so {_amount(value, small, smalls)} is {_fmt(value)} / {factor} = "
         f"{_amount(result, big, bigs)}. The answer is {_fmt(result)}.",
-        _fmt(result),
-        "to_big",
+        answer=_fmt(result),
+        kind="to_big",
     )
 
 
@@ -205,10 +205,10 @@ def _mc_category(rng: random.Random) -> Problem:
     others = rng.sample([c for c in sorted(CATEGORIES) if c != category], 3)
     lines, letter = _options(rng, correct, [rng.choice(CATEGORIES[c]) for c in others])
     return Problem(
-        f"Which of these is {_article(category)}?\n{lines}\nAnswer with the letter.",
-        f"{_article(correct).capitalize()} is {_article(category)}, so the answer is ({letter}).",
-        letter,
-        "category",
+        prompt=f"Which of these is {_article(category)}?\n{lines}\nAnswer with the letter.",
+        response=f"{_article(correct).capitalize()} is {_article(category)}, so the answer is ({letter}).",
+        answer=letter,
+        kind="category",
     )
 
 
@@ -218,10 +218,10 @@ def _mc_sum(rng: random.Random) -> Problem:
     distractors = rng.sample([total + d for d in (-11, -10, -2, -1, 1, 2, 10, 11)], 3)
     lines, letter = _options(rng, str(total), [str(d) for d in distractors])
     return Problem(
-        f"What is {a} + {b}?\n{lines}\nAnswer with the letter.",
-        f"{a} + {b} = {total}, so the answer is ({letter}).",
-        letter,
-        "sum",
+        prompt=f"What is {a} + {b}?\n{lines}\nAnswer with the letter.",
+        response=f"{a} + {b} = {total}, so the answer is ({letter}).",
+        answer=letter,
+        kind="sum",
     )
 
 
@@ -232,10 +232,10 @@ def _mc_extreme(rng: random.Random) -> Problem:
     word = "largest" if largest else "smallest"
     lines, letter = _options(rng, str(target), [str(n) for n in numbers if n != target])
     return Problem(
-        f"Which number is the {word}?\n{lines}\nAnswer with the letter.",
-        f"{target} is the {word}, so the answer is ({letter}).",
-        letter,
-        word,
+        prompt=f"Which number is the {word}?\n{lines}\nAnswer with the letter.",
+        response=f"{target} is the {word}, so the answer is ({letter}).",
+        answer=letter,
+        kind=word,
     )
 
 
@@ -252,15 +252,27 @@ _YES_NO = "Answer yes or no."
 def _yn_compare(rng: random.Random) -> Problem:
     a, b = rng.sample(range(1, 1000), 2)
     if a > b:
-        return Problem(f"Is {a} greater than {b}? {_YES_NO}", f"Yes. {a} is greater than {b}.", "yes", "compare")
-    return Problem(f"Is {a} greater than {b}? {_YES_NO}", f"No. {a} is less than {b}.", "no", "compare")
+        return Problem(
+            prompt=f"Is {a} greater than {b}? {_YES_NO}",
+            response=f"Yes. {a} is greater than {b}.",
+            answer="yes",
+            kind="compare",
+        )
+    return Problem(
+        prompt=f"Is {a} greater than {b}? {_YES_NO}", response=f"No. {a} is less than {b}.", answer="no", kind="compare"
+    )
 
 
 def _yn_even(rng: random.Random) -> Problem:
     n = rng.randint(1, 999)
     if n % 2 == 0:
-        return Problem(f"Is {n} an even number? {_YES_NO}", f"Yes. {n} = 2 * {n // 2}, so it is even.", "yes", "even")
-    return Problem(f"Is {n} an even number? {_YES_NO}", f"No. {n} is odd.", "no", "even")
+        return Problem(
+            prompt=f"Is {n} an even number? {_YES_NO}",
+            response=f"Yes. {n} = 2 * {n // 2}, so it is even.",
+            answer="yes",
+            kind="even",
+        )
+    return Problem(prompt=f"Is {n} an even number? {_YES_NO}", response=f"No. {n} is odd.", answer="no", kind="even")
 
 
 def _yn_divisible(rng: random.Random) -> Problem:
@@ -269,8 +281,10 @@ def _yn_divisible(rng: random.Random) -> Problem:
     n = divisor * quotient + remainder
     prompt = f"Is {n} divisible by {divisor}? {_YES_NO}"
     if remainder == 0:
-        return Problem(prompt, f"Yes. {n} = {divisor} * {quotient}.", "yes", "divisible")
-    return Problem(prompt, f"No. {n} = {divisor} * {quotient} + {remainder}.", "no", "divisible")
+        return Problem(prompt=prompt, response=f"Yes. {n} = {divisor} * {quotient}.", answer="yes", kind="divisible")
+    return Problem(
+        prompt=prompt, response=f"No. {n} = {divisor} * {quotient} + {remainder}.", answer="no", kind="divisible"
+    )
 
 
 def _yn_category(rng: random.Random) -> Problem:
@@ -280,9 +294,17 @@ def _yn_category(rng: random.Random) -> Problem:
     word = rng.choice(CATEGORIES[home])
     prompt = f"Is {_article(word)} {_article(category)}? {_YES_NO}"
     if member:
-        return Problem(prompt, f"Yes. {_article(word).capitalize()} is {_article(category)}.", "yes", "category")
+        return Problem(
+            prompt=prompt,
+            response=f"Yes. {_article(word).capitalize()} is {_article(category)}.",
+            answer="yes",
+            kind="category",
+        )
     return Problem(
-        prompt, f"No. {_article(word).capitalize()} is {_article(home)}, not {_article(category)}.", "no", "category"
+        prompt=prompt,
+        response=f"No. {_article(word).capitalize()} is {_article(home)}, not {_article(category)}.",
+        answer="no",
+        kind="category",
     )
 
 
@@ -290,16 +312,16 @@ def _yn_syllogism(rng: random.Random) -> Problem:
     noun, adjective, name = rng.choice(NONSENSE_NOUNS), rng.choice(ADJECTIVES), rng.choice(NAMES)
     if rng.random() < 0.5:
         return Problem(
-            f"All {noun}s are {adjective}. {name} is a {noun}. Is {name} {adjective}? {_YES_NO}",
-            f"Yes. {name} is a {noun}, and all {noun}s are {adjective}.",
-            "yes",
-            "syllogism",
+            prompt=f"All {noun}s are {adjective}. {name} is a {noun}. Is {name} {adjective}? {_YES_NO}",
+            response=f"Yes. {name} is a {noun}, and all {noun}s are {adjective}.",
+            answer="yes",
+            kind="syllogism",
         )
     return Problem(
-        f"No {noun} is {adjective}. {name} is a {noun}. Is {name} {adjective}? {_YES_NO}",
-        f"No. {name} is a {noun}, and no {noun} is {adjective}.",
-        "no",
-        "syllogism",
+        prompt=f"No {noun} is {adjective}. {name} is a {noun}. Is {name} {adjective}? {_YES_NO}",
+        response=f"No. {name} is a {noun}, and no {noun} is {adjective}.",
+        answer="no",
+        kind="syllogism",
     )
 
 
@@ -326,26 +348,33 @@ def _title_case(topic: str) -> str:
 
 def _w_sentence(rng: random.Random) -> Problem:
     topic = rng.choice(sorted(TOPICS))
-    return Problem(f"Write one sentence about {topic}.", TOPICS[topic][0], None, "sentence")
+    return Problem(prompt=f"Write one sentence about {topic}.", response=TOPICS[topic][0], answer=None, kind="sentence")
 
 
 def _w_why(rng: random.Random) -> Problem:
     topic = rng.choice(sorted(TOPICS))
-    return Problem(f"Explain in one sentence the importance of {topic}.", TOPICS[topic][1], None, "why")
+    return Problem(
+        prompt=f"Explain in one sentence the importance of {topic}.", response=TOPICS[topic][1], answer=None, kind="why"
+    )
 
 
 def _w_words(rng: random.Random) -> Problem:
     topic = rng.choice(sorted(TOPICS))
     words = rng.sample(TOPICS[topic][2], 3)
     return Problem(
-        f"List three words related to {topic}.", f"{words[0].capitalize()}, {words[1]}, {words[2]}.", None, "words"
+        prompt=f"List three words related to {topic}.",
+        response=f"{words[0].capitalize()}, {words[1]}, {words[2]}.",
+        answer=None,
+        kind="words",
     )
 
 
 def _w_title(rng: random.Random) -> Problem:
     topic = rng.choice(sorted(TOPICS))
     title = rng.choice(TITLE_PATTERNS).format(_title_case(topic))
-    return Problem(f"Suggest a short title for a story about {topic}.", title, None, "title")
+    return Problem(
+        prompt=f"Suggest a short title for a story about {topic}.", response=title, answer=None, kind="title"
+    )
 
 
 DOMAINS.register("writing")(

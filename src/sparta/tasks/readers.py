@@ -1,12 +1,14 @@
 """Read raw records from JSONL, JSON and CSV files, each with the line it starts on.
 
-JSON files are walked element by element (``JSONDecoder.raw_decode``), so a record in a big JSON array or
-object still gets a line number for its error messages. A malformed JSONL line is a bad record (it can be
-skipped); a malformed JSON or CSV file cannot be resynchronised and always raises.
+JSON files are parsed by the standard library; a light scan of their structure (strings and brackets only)
+finds the line each record starts on, so a record in a big JSON array or object still gets a line number for its
+error messages. A malformed JSONL line is a bad record (it can be skipped); a malformed JSON or CSV file cannot
+be resynchronised and always raises.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import re
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sparta.tasks.bad_records import BadRecords, Location, TaskDataError
+from sparta.tasks.registry import TaskFileNotFoundError
 
 RawRecord = tuple[Location, Any]
 
@@ -27,7 +30,7 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 def read_text(path: Path) -> str:
     """The whole file as UTF-8 text; a missing or undecodable file names itself."""
     if not path.is_file():
-        raise FileNotFoundError(f"no such task file: {path}")
+        raise TaskFileNotFoundError(f"no such task file: {path}")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -47,98 +50,91 @@ def iter_jsonl(path: Path, bad: BadRecords) -> Iterator[RawRecord]:
             yield location, UNREADABLE
 
 
-class _JsonCursor:
-    """A position in a JSON document that can step over values and tell the current line."""
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
+"""A JSON string or a structural character: all a scan for where values start needs to see."""
 
-    def __init__(self, text: str, source: str) -> None:
-        self.text, self.source, self.pos = text, source, 0
-        self._decoder = json.JSONDecoder()
-        self._line_pos, self._line = 0, 1
 
-    def line(self) -> int:
-        self._line += self.text.count("\n", self._line_pos, self.pos)
-        self._line_pos = self.pos
-        return self._line
+class _Object(dict):
+    """A parsed JSON object that also keeps its members in order, repeated keys included."""
 
-    def peek(self) -> str:
-        self.pos = _WHITESPACE.match(self.text, self.pos).end()
-        return self.text[self.pos : self.pos + 1]
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.pairs = pairs
 
-    def take(self, char: str) -> bool:
-        if self.peek() == char:
-            self.pos += 1
-            return True
-        return False
 
-    def value(self) -> Any:
-        self.peek()
-        try:
-            value, self.pos = self._decoder.raw_decode(self.text, self.pos)
-        except json.JSONDecodeError as e:
-            raise TaskDataError(
-                Location(self.source, e.lineno), "<json>", f"malformed JSON: {e.msg} (column {e.colno})"
-            ) from None
-        return value
+def _value_starts(text: str, opening: int) -> list[int]:
+    """Offsets where the values directly inside the array or object opening at ``text[opening]`` start."""
+    container, starts, depth = text[opening], [], 0
+    separator = "," if container == "[" else ":"
+    for match in _TOKEN.finditer(text, opening):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth == 1 and container == "[":
+                starts.append(_WHITESPACE.match(text, match.end()).end())
+        elif token in "]}":
+            depth -= 1
+            if depth == 0:
+                break
+        elif depth == 1 and token == separator:
+            starts.append(_WHITESPACE.match(text, match.end()).end())
+    return starts
 
-    def fail(self, expected: str) -> TaskDataError:
-        found = self.peek() or "end of file"
-        return TaskDataError(Location(self.source, self.line()), "<json>", f"expected {expected}, found {found!r}")
 
-    def members(self) -> Iterator[tuple[int, str]]:
-        """Walk an object; yields (line, key) with the cursor on that value, which the caller must consume."""
-        if not self.take("{"):
-            raise self.fail("'{'")
-        if self.take("}"):
-            return
-        while True:
-            if self.peek() != '"':
-                raise self.fail("a string key")
-            key = self.value()
-            if not self.take(":"):
-                raise self.fail("':'")
-            self.peek()
-            yield self.line(), key
-            if self.take("}"):
-                return
-            if not self.take(","):
-                raise self.fail("',' or '}'")
+def _parse(text: str, source: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_Object)
+    except json.JSONDecodeError as e:
+        raise TaskDataError(
+            Location(source, e.lineno), "<json>", f"malformed JSON: {e.msg} (column {e.colno})"
+        ) from None
 
-    def items(self) -> Iterator[int]:
-        """Walk an array; yields each element's line with the cursor on it, which the caller must consume."""
-        if not self.take("["):
-            raise self.fail("'['")
-        if self.take("]"):
-            return
-        while True:
-            self.peek()
-            yield self.line()
-            if self.take("]"):
-                return
-            if not self.take(","):
-                raise self.fail("',' or ']'")
+
+def _records_at(data: Any, text: str, opening: int, source: str) -> Iterator[RawRecord]:
+    """The records of the array or object ``data``, which starts at ``text[opening]``, each with its line."""
+    line_of = _LineIndex(text)
+    starts = _value_starts(text, opening)
+    if isinstance(data, list):
+        for start, record in zip(starts, data):
+            yield Location(source, line_of(start)), record
+    elif isinstance(data, _Object):
+        for start, (key, record) in zip(starts, data.pairs):
+            yield Location(source, line_of(start), key), record
+    else:
+        found = type(data).__name__
+        raise TaskDataError(
+            Location(source, line_of(opening)),
+            "<json>",
+            f"expected a list of records or an object of records, found {found}",
+        )
+
+
+class _LineIndex:
+    """Offset -> 1-based line number, by bisection over the newline offsets."""
+
+    def __init__(self, text: str) -> None:
+        self._newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def __call__(self, offset: int) -> int:
+        return bisect.bisect_right(self._newlines, offset - 1) + 1
 
 
 def iter_json(path: Path, records_key: str | None = None) -> Iterator[RawRecord]:
-    """The records of a JSON array or of an object of key -> record; ``records_key`` first descends into that member."""
+    """The records of a JSON array or of an object of key -> record; ``records_key`` first descends into that member.
+
+    The stdlib parses the file; a light scan of its structure finds the line where each record starts.
+    """
     source = str(path)
-    cursor = _JsonCursor(read_text(path), source)
+    text = read_text(path)
+    data = _parse(text, source)
+    opening = _WHITESPACE.match(text).end()
     if records_key is not None:
-        keys: list[str] = []
-        for _, key in cursor.members():
-            if key == records_key:
-                break
-            keys.append(key)
-            cursor.value()
-        else:
+        if not isinstance(data, _Object) or records_key not in data:
+            keys = list(data) if isinstance(data, _Object) else []
             raise TaskDataError(Location(source), records_key, f"no such top-level key; found {keys}")
-    if cursor.peek() == "[":
-        for line in cursor.items():
-            yield Location(source, line), cursor.value()
-    elif cursor.peek() == "{":
-        for line, key in cursor.members():
-            yield Location(source, line, key), cursor.value()
-    else:
-        raise cursor.fail("a list of records or an object of records")
+        index = next(i for i, (key, _) in enumerate(data.pairs) if key == records_key)
+        opening, data = _value_starts(text, opening)[index], data.pairs[index][1]
+    yield from _records_at(data, text, opening, source)
 
 
 def iter_csv(path: Path) -> Iterator[RawRecord]:

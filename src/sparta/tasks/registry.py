@@ -18,7 +18,15 @@ TASKS: Registry[TaskLoader] = Registry("task")
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
-class TaskOptionsError(SpartaError, ValueError):
+class TaskError(SpartaError, ValueError):
+    """A task that cannot give instructions: a missing file, no instructions at all, colliding ids."""
+
+
+class TaskFileNotFoundError(TaskError, FileNotFoundError):
+    """A task file that does not exist; the message says what the file is and how to get it, where known."""
+
+
+class TaskOptionsError(TaskError):
     """A task's options do not validate; the message names the task and every faulty option."""
 
 
@@ -48,7 +56,7 @@ def load_task(
     instructions = TASKS.get(name)(options, on_bad_record=policy)
     if not instructions:
         skipped = len(getattr(instructions, "bad_records", ()))
-        raise ValueError(f"task {name!r} has no instructions ({skipped} bad record(s) skipped)")
+        raise TaskError(f"task {name!r} has no instructions ({skipped} bad record(s) skipped)")
     return instructions if isinstance(instructions, LoadedInstructions) else LoadedInstructions(instructions)
 
 

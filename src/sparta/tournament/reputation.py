@@ -7,9 +7,14 @@ For combatant i against opponent o with aggregated scores s_i, s_o:
     kappa = max(kappa_min, kappa0 * decay ** (updates / decay_steps))
 
 ``updates`` counts the pairs rated so far in the whole run (the authors reset it every round; see
-``reset_kappa_each_round``); the pair's kappa uses the count *before* the pair, so the first pair gets kappa0.
-Within one pair the first combatant moves first and the second sees its new rating; only then do both
-changes enter the histories and both sigmas move (population standard deviation of the last ``window`` changes).
+``reset_kappa_each_round``). Order within one pair, as the authors' ``RatingSystem`` counts:
+
+1) ``updates`` advances by one, then kappa is computed from it: the first pair of a run gets
+   ``kappa0 * decay ** (1 / decay_steps)``, not kappa0 (``kappa_counter: advance_after`` computes kappa first, so
+   the first pair gets kappa0: this project's former default);
+2) the first combatant's rating moves;
+3) the second's moves, seeing the first one's new rating in z;
+4) both changes enter the histories and both sigmas move (population sd of the last ``window`` changes).
 """
 
 from __future__ import annotations
@@ -93,6 +98,10 @@ def kappa(updates: int, config: TournamentConfig) -> float:
     return max(config.kappa_min, config.kappa0 * config.decay ** (updates / config.decay_steps))
 
 
+_KAPPA_COUNT_OFFSET = {"advance_first": 1, "advance_after": 0}
+"""What the pair's own count adds to the pairs rated before it, per ``tournament.kappa_counter``."""
+
+
 def rating_step(
     r_self: float, r_opp: float, sigma_self: float, sigma_opp: float, diff: float, k: float, config: TournamentConfig
 ) -> float:
@@ -115,7 +124,7 @@ def update_pair(
     state: ReputationState, a: str, b: str, score_a: float, score_b: float, config: TournamentConfig
 ) -> tuple[float, float]:
     """Apply one pair's update in place and return the two rating changes (after flooring)."""
-    k = kappa(state.updates, config)
+    k = kappa(state.updates + _KAPPA_COUNT_OFFSET[config.kappa_counter], config)
     state.updates += 1
     old_a, old_b = state.ratings[a], state.ratings[b]
     sig_a, sig_b = state.sigmas[a], state.sigmas[b]

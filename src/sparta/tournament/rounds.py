@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from sparta.config import TournamentConfig
-from sparta.records import Judgment, Match, PreferencePair, Response
+from sparta.records import FlatRecord, Judgment, Match, PreferencePair, Response
 from sparta.tournament.aggregation import aggregate
 from sparta.tournament.reputation import ReputationState, update_pair
 
@@ -44,7 +43,7 @@ def match_scores(
 
 
 @dataclass(frozen=True, kw_only=True)
-class MatchOutcome:
+class MatchOutcome(FlatRecord):
     """What one match did to the ratings; scores are aggregated with the judges' ratings at that moment."""
 
     index: int
@@ -56,13 +55,6 @@ class MatchOutcome:
     change_a: float = 0.0
     change_b: float = 0.0
     rated: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MatchOutcome:
-        return cls(**d)
 
 
 def rate_matches(

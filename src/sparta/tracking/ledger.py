@@ -12,13 +12,14 @@ run directory, so every change happens under an exclusive lock and re-reads the 
 
 from __future__ import annotations
 
-import fcntl
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from sparta.rundir import read_json, write_json
 
@@ -65,8 +66,7 @@ def updating(path: Path) -> Iterator[TrackingLedger]:
     """The ledger at ``path`` (a new one with a fresh run id if none), saved atomically when the block ends, even by
     an error: it only ever records what was done."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(path.with_name(path.name + ".lock")):
         ledger = TrackingLedger.from_dict(read_json(path)) if path.exists() else TrackingLedger(secrets.token_hex(4))
         try:
             yield ledger

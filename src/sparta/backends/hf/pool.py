@@ -21,8 +21,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from transformers.utils import logging as hf_logging
 
 from sparta.backends import chat
-from sparta.backends.hf.models import loadable_reference, resolve_model
-from sparta.config import LoraConfig, MemberConfig, PoolConfig, SamplingConfig
+from sparta.config import ConfigError, LoraConfig, MemberConfig, PoolConfig, SamplingConfig
+from sparta.errors import SpartaError
+from sparta.provisioning import ModelNotFoundError, loadable_reference, resolve_model
+from sparta.provisioning.aliases import looks_like_a_path, not_found_message
 from sparta.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, atomic_write_bytes, atomic_write_text
 from sparta.seeding import derive_seed
 
@@ -39,8 +41,22 @@ class _Base:
     members: list[str] = field(default_factory=list)
 
 
+class AdapterError(SpartaError, ValueError):
+    """A configured adapter that does not fit its member's base model."""
+
+
+def _unloadable(path: Path, what: str, err: Exception) -> str:
+    """Why ``path`` gave no ``what``: a directory without the files, or a name that is neither path nor hub id."""
+    if path.is_dir():
+        return f"{path}: could not load its {what}: {err}"
+    return f"{not_found_message(str(path))}, and the hub could not provide it: {err}"
+
+
 def _load_tokenizer(path: Path, trust_remote_code: bool) -> PreTrainedTokenizerBase:
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:  # no such repository, offline, or no usable tokenizer files
+        raise ModelNotFoundError(_unloadable(path, "tokenizer", err)) from None
     tokenizer.padding_side = "left"  # generation continues from the right edge of every row
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -55,6 +71,8 @@ def _load_base(path: Path, pool: PoolConfig) -> torch.nn.Module:
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=_DTYPES[pool.dtype], trust_remote_code=pool.trust_remote_code, use_safetensors=True
         )
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(_unloadable(path, "model (safetensors weights only)", err)) from None
     finally:
         hf_logging.enable_progress_bar()
     return model.to(pool.device).eval()
@@ -76,19 +94,24 @@ def _adapter_dir(source: str) -> Path:
     path = Path(source).expanduser()
     if path.is_dir():
         return path
-    if source.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"adapter directory {source} does not exist")
+    if looks_like_a_path(source):
+        raise ModelNotFoundError(f"adapter directory {source} does not exist")
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(source, allow_patterns=[ADAPTER_CONFIG, ADAPTER_WEIGHTS]))
+    try:
+        return Path(snapshot_download(source, allow_patterns=[ADAPTER_CONFIG, ADAPTER_WEIGHTS]))
+    except Exception as err:  # the hub client raises many kinds (offline, not found, gated)
+        raise ModelNotFoundError(
+            f"adapter {source!r} is not a local directory and could not be fetched from the hub: {err}"
+        ) from None
 
 
 def _read_adapter(directory: Path) -> tuple[PeftLoraConfig, dict[str, torch.Tensor]]:
     weights = directory / ADAPTER_WEIGHTS
     if not (directory / ADAPTER_CONFIG).is_file():
-        raise FileNotFoundError(f"{directory}: no {ADAPTER_CONFIG}; expected a PEFT LoRA adapter")
+        raise ModelNotFoundError(f"{directory}: no {ADAPTER_CONFIG}; expected a PEFT LoRA adapter")
     if not weights.is_file():
-        raise FileNotFoundError(f"{directory}: no {ADAPTER_WEIGHTS} (only safetensors adapters are loaded)")
+        raise ModelNotFoundError(f"{directory}: no {ADAPTER_WEIGHTS} (only safetensors adapters are loaded)")
     config = PeftLoraConfig.from_pretrained(str(directory))
     config.inference_mode = False
     config.base_model_name_or_path = None  # the pool decides the base; PEFT fills this in
@@ -109,10 +132,10 @@ class ModelPool:
 
     def __init__(self, pool: PoolConfig, lora: LoraConfig, seed: int) -> None:
         if not pool.members:
-            raise ValueError("pool.members is empty: a pool needs at least one member")
+            raise ConfigError("pool.members is empty: a pool needs at least one member")
         for member in pool.members:
             if "." in member.name:
-                raise ValueError(
+                raise ConfigError(
                     f"pool.members: member name {member.name!r} contains '.', which cannot name a PEFT adapter; "
                     f"rename it (e.g. {member.name.replace('.', '_')!r})"
                 )
@@ -162,7 +185,7 @@ class ModelPool:
         unexpected = [k for k in result.unexpected_keys if "lora_" in k]
         missing = [k for k in result.missing_keys if f".{member}." in k and "lora_" in k]
         if unexpected or missing:
-            raise ValueError(
+            raise AdapterError(
                 f"adapter {source} does not fit member {member!r}: "
                 f"{len(missing)} missing and {len(unexpected)} unexpected LoRA tensors "
                 f"(e.g. {(missing or unexpected)[0]})"

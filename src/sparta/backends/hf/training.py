@@ -139,11 +139,24 @@ def trainer_defaults(config_class: type, seed: int, output_dir: Path, use_cpu: b
     }
 
 
-class _StepWatch(TrainerCallback):
-    """Reports each optimizer step, keeps its log, and stops at the first NaN/inf loss or gradient norm."""
+Diverged = Callable[[str, int, float, str], Exception]
+"""(member, optimizer step, the value that is not finite, what it measures) -> the error to raise."""
 
-    def __init__(self, member: str, progress: Progress) -> None:
-        self.member, self.progress = member, progress
+
+class StepWatch(TrainerCallback):
+    """Reports each optimizer step, keeps its log, and stops at the first NaN/inf among the ``watched`` values.
+
+    Shared by DPO (here) and init-pool's SFT, which differ only in the error they raise and what they watch.
+    """
+
+    def __init__(
+        self,
+        member: str,
+        progress: Progress,
+        diverged: Diverged = TrainingDivergedError,
+        watched: tuple[str, ...] = ("loss", "grad_norm"),
+    ) -> None:
+        self.member, self.progress, self.diverged, self.watched = member, progress, diverged, watched
         self.logs: list[dict[str, float]] = []
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -152,11 +165,15 @@ class _StepWatch(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs:
             return
-        for what in ("loss", "grad_norm"):
+        for what in self.watched:
             value = logs.get(what)
             if value is not None and not math.isfinite(float(value)):
-                raise TrainingDivergedError(self.member, state.global_step, float(value), what)
+                raise self.diverged(self.member, state.global_step, float(value), what)
         self.logs.append(dict(logs))
+
+    @property
+    def losses(self) -> list[float]:
+        return [float(entry["loss"]) for entry in self.logs]
 
 
 @contextmanager
@@ -253,7 +270,7 @@ def _check_finite_adapter(peft_model: PeftModel, member: str, steps: int) -> Non
             raise TrainingDivergedError(member, steps, float("nan"), f"adapter weight {name}")
 
 
-def _summary(watch: _StepWatch, mean_loss: float, steps: int, seconds: float, run_s: float) -> dict:
+def _summary(watch: StepWatch, mean_loss: float, steps: int, seconds: float, run_s: float) -> dict:
     """``seconds`` covers the whole call (reference pass, setup, saving); ``seconds_per_step`` the steps alone."""
     metrics: dict[str, Any] = {
         "loss": mean_loss,
@@ -311,7 +328,7 @@ def train_member(
     use_cpu = next(inner.parameters()).device.type == "cpu"
     if log_dir is None and training.report_to:
         log_dir = out_dir.with_name(out_dir.name + ".logs")
-    watch = _StepWatch(member, progress)
+    watch = StepWatch(member, progress)
     with (
         tempfile.TemporaryDirectory(prefix="sparta-dpo-") as scratch,
         quiet_trainer(),

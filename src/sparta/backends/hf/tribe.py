@@ -16,7 +16,7 @@ from sparta.backends.hf.generation import generate
 from sparta.backends.hf.pool import ModelPool
 from sparta.config import SpartaConfig
 from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, Response
-from sparta.rundir import ADAPTERS, adapter_dir
+from sparta.rundir import ADAPTERS, RunFileMissingError, adapter_dir
 from sparta.seeding import derive_seed
 
 
@@ -69,7 +69,7 @@ class HFTribe:
         """Give every member the adapter saved by :meth:`train` in ``round_dir``."""
         missing = [m for m in self.members if not adapter_dir(round_dir, m).is_dir()]
         if missing:
-            raise FileNotFoundError(f"{Path(round_dir) / ADAPTERS}: no adapter for members {missing}")
+            raise RunFileMissingError(f"{Path(round_dir) / ADAPTERS}: no adapter for members {missing}")
         for member in self.members:
             self.pool.load_adapter(member, adapter_dir(round_dir, member))
 

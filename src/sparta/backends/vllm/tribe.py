@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sparta.backends.base import LEARNERS, Progress, _no_progress, close_tribe
-from sparta.backends.hf.models import resolve_model
 from sparta.backends.hf.pool import ModelPool
 from sparta.backends.vllm.adapters import AdapterSet
 from sparta.backends.vllm.client import VllmClient
@@ -25,6 +24,7 @@ from sparta.backends.vllm.generation import generate
 from sparta.backends.vllm.judges import SERVER_JUDGES
 from sparta.backends.vllm.server import LocalServer, ServerSpec, default_python, usable_cpus
 from sparta.config import SpartaConfig
+from sparta.provisioning import resolve_model
 from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, Response
 from sparta.rundir import ENGINE_DIR, INITIAL_ADAPTERS, SERVER_LOG, adapter_dir, round_index_of
 
