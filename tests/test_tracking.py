@@ -134,6 +134,19 @@ def test_tensorboard_hides_a_round_a_killed_process_logged_but_never_recorded(tm
     assert tensorboard_series(tmp_path)["rating/a"] == [(1, 101.0), (2, 102.0)]
 
 
+def test_a_round_trackio_was_given_is_on_disk_when_log_returns(tmp_path):
+    """The ledger marks a round as soon as ``log`` returns, so a process killed right after must not lose it."""
+    code = (
+        "import os, sys; from pathlib import Path; "
+        "from sparta.tracking.trackio_writer import TrackioWriter; from sparta.tracking.writers import WriterSetup; "
+        "w = TrackioWriter(WriterSetup(directory=Path(sys.argv[1]), project='p', name='run', run_id='x', config={})); "
+        "w.log({'rating/a': 101.0}, 1, 'round'); os._exit(0)"  # no finish: as if killed
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert trackio_series(tmp_path, "p", "run-x")["rating/a"] == [(1, 101.0)]
+
+
 def test_tracking_is_checked_when_the_config_loads():
     config = load_config(None, ["tracking=tensorboard"])
     assert [t.type for t in config.tracking] == ["tensorboard"]

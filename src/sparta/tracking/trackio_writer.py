@@ -46,6 +46,24 @@ class TrackioWriter:
 
     def log(self, metrics: Mapping[str, float], step: int, axis: Axis) -> None:
         self._run.log(dict(metrics), step=step)
+        self._persist()
+
+    def _persist(self) -> None:
+        """Write the queued metrics to the database now, before the ledger marks the round as logged.
+
+        Trackio queues ``log`` calls for a thread that writes every half second; a process killed in that window
+        would lose a round the ledger already counts. Trackio (0.43) has no public flush, so this takes the queue
+        the way its own thread does, under the same lock.
+        """
+        flush = getattr(self._run, "_flush_queues_inline", None)
+        lock = getattr(self._run, "_client_lock", None)
+        if flush is None or lock is None:
+            raise TrackerMissingError(
+                f"tracking: trackio {getattr(sys.modules['trackio'], '__version__', '?')} has no way to write its "
+                "queue now; install trackio 0.43"
+            )
+        with lock:
+            flush()
 
     def close(self) -> None:
         self._run.finish()
