@@ -129,8 +129,22 @@ class TournamentConfig(StrictModel):
     )
     aggregation: str = Field(
         "reputation",
-        description="how the judges' scores of a response are combined: a registered aggregation, reputation "
-        "(weighted by each judge's rating: the paper) or uniform (the plain mean: the ablation)",
+        description="a registered rule combining the judges' scores: reputation (the paper's rating-weighted mean), "
+        "uniform (plain mean), softmax (weights exp(rating / aggregation_temperature)), peer_rank (weights from "
+        "agreement with the other judges), dawid_skene (weights from an EM model of each judge's accuracy)",
+    )
+    aggregation_temperature: float = Field(
+        5.0,
+        gt=0,
+        description="softmax aggregation: a judge rated this many points above another gets e times its weight; "
+        "smaller: reputation matters more (large: uniform). Ratings spread about 8 points in round 1 and 50 by "
+        "round 8 at paper scale",
+    )
+    aggregation_iterations: int = Field(
+        50,
+        ge=1,
+        description="peer_rank and dawid_skene: most re-estimations of the judges' reliability per round (each stops "
+        "earlier once no weight moves by more than 1e-9)",
     )
     update_rule: str = Field(
         "paper",
