@@ -153,13 +153,13 @@ def round_digest(aggregation: str, seed: int) -> str:
     return hashlib.sha256(json.dumps(records).encode()).hexdigest()
 
 
-# Recorded with the code before the round rules existed (main at 583ba0c): the paper's rule and its ablation
+# Recorded with the code before the round rules existed (main at 05973a8): the paper's rule and its ablation
 # must give the same outcomes, pairs and reputation state bit for bit.
 PINNED = {
-    ("reputation", 0): "ca688b8535570348ecc22b64d67142aeef13d26dff43934a395300099848ac29",
-    ("reputation", 1): "f32b87133ba8c74411c60b4888c4152c9f27c8fb7384777e10318481622e38d5",
-    ("uniform", 0): "9c3ea7502dbcc38bf80107d52286ee1ed390b6e1f5c3ae16ec7b999d81b5c124",
-    ("uniform", 1): "8571a351863b23422a71db6bb36c663e0175278810dc805bd330c87aaec58db9",
+    ("reputation", 0): "9870fd000db2f98c7f453fd7158aba9914a5738eafb86daa64135dd9f80f366d",
+    ("reputation", 1): "544759ffc70c01e1994918c2f00deea8d19be70e4f5b2fc7849d0a1bfef6ec2e",
+    ("uniform", 0): "6196dcc61f77100f2de19ed8b6be10e51f8e8ea940b48d885e11ef181dceca67",
+    ("uniform", 1): "1ce3cc4c4f0613a98ee71ffb008205d0c39ed2cac57e2b352cc3484d1ce4a072",
 }
 
 
