@@ -1,13 +1,14 @@
 """The reputation update: hand-computed examples and properties that must hold for any input."""
 
 import math
+import statistics
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparta.config import TournamentConfig
-from sparta.tournament.reputation import ReputationState, deviation, kappa, normal_cdf, update_pair
+from sparta.tournament.reputation import ReputationState, deviation, kappa, normal_cdf, population_sd, update_pair
 
 CFG = TournamentConfig()
 KAPPA_AFTER = TournamentConfig(kappa_counter="advance_after")
@@ -188,3 +189,25 @@ def test_state_round_trip():
     update_pair(state, "c", "a", 1.0 / 3.0, 9.0, CFG)
     again = ReputationState.from_dict(__import__("json").loads(__import__("json").dumps(state.to_dict())))
     assert again == state
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
+            st.floats(min_value=-1e-300, max_value=1e-300),  # subnormals and their neighbours
+            st.sampled_from([0.0, -0.0, 0.1, 1e-3, -2.5]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_population_sd_is_statistics_pstdev_bit_for_bit(values):
+    assert population_sd(values) == statistics.pstdev(values)
+
+
+def test_population_sd_by_hand():
+    assert population_sd([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]) == 2.0
+    assert population_sd([1.0, 1.0]) == 0.0
+    assert population_sd([0.0, 1.0]) == 0.5

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
 from sparta.backends.base import build_tribe
 from sparta.backends.simulated import FAILURE_RAW, FAILURE_REASON, STATE_FILE, SimulatedTribe
-from sparta.config import SpartaConfig, config_from_dict
+from sparta.config import ConfigError, SpartaConfig, config_from_dict
 from sparta.records import Instruction, JudgeRequest, PreferencePair, Response
 
 
@@ -231,3 +233,133 @@ def test_quality_is_skill_plus_stable_noise():
     assert np.mean(deviations) == pytest.approx(0.0, abs=0.06)
     assert np.std(deviations) == pytest.approx(1.0, abs=0.05)
     assert not math.isnan(sum(deviations))
+
+
+# ------------------------------------------------------------------------------- unchanged default, faster path
+def test_default_tribe_is_bit_for_bit_what_it_was():
+    """Recorded with the scalar implementation before the batched one (main at 583ba0c): same answers, scores and
+    training, so earlier simulated results reproduce."""
+    config = make_config(5, seed=7)
+    tribe = build_tribe(config)
+    ins = instructions(300)
+    responses = tribe.generate([(m, x) for x in ins for m in tribe.members[:3]], seed=0)
+    by_id = {x.id: x for x in ins}
+    judged = tribe.judge(all_judge_requests(tribe, responses, by_id))
+    pairs = [PreferencePair("p", "c", "r", "m00", "m01", 1.0, x.id, x.domain) for x in ins[:100]]
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = tribe.train(pairs, tmp, seed=0)
+    rows = [r.to_dict() for r in responses] + [j.to_dict() for j in judged] + [metrics, tribe.skills()]
+    digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    assert digest == "2d8b6571bc4573ff342c753d47556c23cb401d5ec06db5bb1966552bb95328d2"
+
+
+# ------------------------------------------------------------------------------------------ unreliable judges
+def perceived(score: float) -> float:
+    """The value a judge saw, recovered from its score 1 + 9 * sigmoid(value)."""
+    p = (score - 1.0) / 9.0
+    return math.log(p / (1.0 - p))
+
+
+def judged_by(tribe: SimulatedTribe, judge: str, n: int = 3000) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(what ``judge`` perceived, the true qualities, the authors) over ``n`` answers by the other members."""
+    ins = instructions(n, domains=("math",))
+    authors = [m for m in tribe.members if m != judge]
+    responses = tribe.generate([(authors[i % len(authors)], x) for i, x in enumerate(ins)], seed=0)
+    judged = tribe.judge([JudgeRequest(judge, x, r) for x, r in zip(ins, responses)])
+    seen = np.array([perceived(j.score) for j in judged])
+    return seen, np.array([r.meta["quality"] for r in responses]), [r.model for r in responses]
+
+
+def test_unreliable_kinds_get_their_share_of_members_in_a_stable_order():
+    shares = {"noisy": 0.1, "inverted": 0.3, "biased": 0.2, "colluding": 0.2}
+    tribe = build_tribe(make_config(10, seed=5, unreliable_judges=shares))
+    counts = {kind: list(tribe.judge_kinds.values()).count(kind) for kind in (*shares, "honest")}
+    assert counts == {"noisy": 1, "inverted": 3, "biased": 2, "colluding": 2, "honest": 2}
+    assert tribe.ally is not None and tribe.judge_kinds[tribe.ally] != "colluding"
+    assert build_tribe(make_config(10, seed=5, unreliable_judges=shares)).judge_kinds == tribe.judge_kinds
+    # who is unreliable depends on the seed, not on skills (not, say, always the weakest)
+    assert build_tribe(make_config(10, seed=6, unreliable_judges=shares)).judge_kinds != tribe.judge_kinds
+    honest = build_tribe(make_config(10, seed=5))
+    assert set(honest.judge_kinds.values()) == {"honest"} and honest.ally is None
+
+
+def test_each_unreliable_kind_perceives_what_its_model_says():
+    shares = {"noisy": 0.2, "inverted": 0.2, "biased": 0.2, "colluding": 0.2}
+    # modest noise (sd 0.5, 2 for the noisy judge) keeps scores off the float ends of 1 + 9 * sigmoid, where the
+    # perceived value could no longer be recovered from the score
+    config = make_config(
+        10,
+        seed=2,
+        domains=["math"],
+        judge_failure_rate=0.0,
+        judge_noise=0.5,
+        judge_noise_skill_slope=0.0,
+        unreliable_judges=shares,
+    )
+    tribe = build_tribe(config)
+    by_kind = {kind: judge for judge, kind in sorted(tribe.judge_kinds.items())}
+    for kind, judge in by_kind.items():
+        seen, quality, authors = judged_by(tribe, judge)
+        sd = tribe.judge_noise_sd(judge, "math")
+        if kind == "honest":
+            assert np.std(seen - quality) == pytest.approx(sd, rel=0.1)
+        elif kind == "noisy":
+            base = sd / tribe.sim.unreliable_noise_factor
+            assert np.std(seen - quality) == pytest.approx(sd, rel=0.1) and sd == pytest.approx(4 * base)
+        elif kind == "inverted":
+            assert np.std(seen + quality) == pytest.approx(sd, rel=0.1)
+            assert np.corrcoef(seen, quality)[0, 1] < -0.3
+        elif kind == "biased":
+            assert abs(np.corrcoef(seen, quality)[0, 1]) < 0.06  # style is unrelated to quality
+        else:
+            for_ally = np.array([a == tribe.ally for a in authors])
+            assert np.mean((seen - quality)[for_ally]) == pytest.approx(3.0, abs=0.25)
+            assert np.mean((seen - quality)[~for_ally]) == pytest.approx(0.0, abs=0.15)
+
+
+def test_biased_judges_agree_with_each_other_on_style():
+    tribe = build_tribe(
+        make_config(6, seed=4, domains=["math"], judge_failure_rate=0.0, unreliable_judges={"biased": 0.5})
+    )
+    first, second = [j for j, kind in tribe.judge_kinds.items() if kind == "biased"][:2]
+    ins = instructions(2000, domains=("math",))
+    author = next(m for m in tribe.members if m not in (first, second))
+    responses = tribe.generate([(author, x) for x in ins], seed=0)
+    seen = [
+        [perceived(j.score) for j in tribe.judge([JudgeRequest(b, x, r) for x, r in zip(ins, responses)])]
+        for b in (first, second)
+    ]
+    assert np.corrcoef(seen[0], seen[1])[0, 1] > 0.2
+
+
+def test_independent_noise_does_not_follow_skill_or_training(tmp_path):
+    tied = build_tribe(make_config(8, seed=3))
+    free = build_tribe(make_config(8, seed=3, judge_noise_model="independent"))
+    assert tied.skills() == free.skills()  # answering is the same tribe
+    sds = {m: free.judge_noise_sd(m, "math") for m in free.members}
+    assert sds != {m: tied.judge_noise_sd(m, "math") for m in tied.members}
+    free.train(pairs_from(free, instructions(200)), tmp_path, seed=0)
+    assert {m: free.judge_noise_sd(m, "math") for m in free.members} == sds
+    ranks = lambda values: np.argsort(np.argsort(values))  # noqa: E731
+    skill = [free.skills()[m]["math"] for m in free.members]
+    tied_sd = [tied.judge_noise_sd(m, "math") for m in tied.members]
+    assert np.corrcoef(ranks(skill), ranks(tied_sd))[0, 1] < -0.99  # skill-tied: stronger is less noisy
+
+
+@pytest.mark.parametrize(
+    "shares,message",
+    [
+        ({"noisey": 0.1}, "did you mean 'noisy'"),
+        ({"honest": 0.1}, "'honest' is not an unreliable kind"),
+        ({"inverted": 1.5}, "share of 'inverted' judges is 1.5"),
+        ({"inverted": 0.6, "biased": 0.6}, "add up to 1.2"),
+    ],
+)
+def test_bad_unreliable_settings_name_the_problem(shares, message):
+    with pytest.raises(ConfigError, match=f"simulation.unreliable_judges.*{message}"):
+        make_config(unreliable_judges=shares)
+
+
+def test_too_many_unreliable_judges_after_rounding_is_an_error():
+    with pytest.raises(ValueError, match="asks for 4 unreliable judges among 3 members"):
+        build_tribe(make_config(3, unreliable_judges={"noisy": 0.5, "inverted": 0.5}))

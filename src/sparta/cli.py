@@ -107,16 +107,24 @@ def simulate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default: a temporary one)"),
     seed: int = typer.Option(0),
     ablations: bool = typer.Option(False, "--ablations", help="compare aggregation and pairing variants over seeds"),
-    seeds: int = typer.Option(5, min=1, help="seeds per variant for --ablations"),
+    study: Optional[str] = typer.Option(
+        None, "--study", help="run a study over seeds: 'aggregation' (every rule against unreliable judges)"
+    ),
+    seeds: int = typer.Option(5, min=1, help="seeds per variant for --ablations and --study"),
+    jobs: int = typer.Option(1, min=1, help="--study: processes to run at once (at most one per core)"),
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
-    """SPARTA on a synthetic tribe with latent skills: the full loop in seconds, and the paper's ablations."""
+    """SPARTA on a synthetic tribe with latent skills: the full loop in seconds, the paper's ablations, studies."""
     import tempfile
 
     from sparta.experiments.simulation import run_ablations, simulation_config
     from sparta.experiments.simulation import simulate as run_sim
 
     start = time.perf_counter()
+    if study is not None:
+        _simulate_study(study, models, rounds, instructions, list(range(seed, seed + seeds)), jobs, out)
+        console.print(f"({time.perf_counter() - start:.1f} s)")
+        return
     if ablations:
         rows = run_ablations(models, rounds, instructions, list(range(seed, seed + seeds)))
         table_rows = [
@@ -145,6 +153,54 @@ def simulate(
         f"Spearman(rating, latent skill) {result.spearman:.3f}; pool skill gain {result.skill_gain:.3f}"
     )
     _print_run_summary(target, time.perf_counter() - start)
+
+
+def _simulate_study(
+    name: str, models: int, rounds: int, instructions: int, seeds: list[int], jobs: int, out: Optional[Path]
+) -> None:
+    """Run a registered study, print its label-accuracy and target tables, say where its files are."""
+    from sparta.experiments import STUDIES
+    from sparta.experiments.aggregation_study import BASELINES
+
+    target = out or Path(f"runs/study-{name}")
+    outcome = STUDIES.get(name)(
+        models=models,
+        rounds=rounds,
+        instructions=instructions,
+        seeds=seeds,
+        jobs=jobs,
+        out=target,
+        reporter=RichReporter(),
+    )
+    accuracy = [
+        {
+            "unreliable judges": "none" if e["share"] == 0 else f"{e['share']:.0%} {e['kind']}",
+            "rule": e["aggregation"],
+            "label accuracy": f"{e['label_accuracy']:.3f} ± {e['label_accuracy_sd']:.3f}",
+            "Spearman": f"{e['spearman']:.3f} ± {e['spearman_sd']:.3f}",
+            "skill gain": f"{e['skill_gain']:.3f} ± {e['skill_gain_sd']:.3f}",
+        }
+        for e in outcome.summary
+    ]
+    console.print(
+        rows_table(
+            accuracy,
+            f"{name} study: {models} models, {rounds} rounds, {instructions} "
+            f"instructions/round, mean ± sd over {len(seeds)} seeds",
+        )
+    )
+    targets = [
+        {
+            "kind": row["kind"],
+            "rule": row["aggregation"],
+            **{key: f"{row[key][0]:+.3f} ± {row[key][1]:.3f}" for key in row if key.startswith("vs ")},
+            "target met": "yes" if row["target met"] else "no",
+        }
+        for row in outcome.targets
+    ]
+    if targets:
+        console.print(rows_table(targets, f"label accuracy, paired difference from {' and '.join(BASELINES)}"))
+    console.print("written: " + ", ".join(str(path) for path in outcome.files))
 
 
 @app.command("init-pool")

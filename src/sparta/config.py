@@ -129,8 +129,22 @@ class TournamentConfig(StrictModel):
     )
     aggregation: str = Field(
         "reputation",
-        description="how the judges' scores of a response are combined: a registered aggregation, reputation "
-        "(weighted by each judge's rating: the paper) or uniform (the plain mean: the ablation)",
+        description="a registered rule combining the judges' scores: reputation (the paper's rating-weighted mean), "
+        "uniform (plain mean), softmax (weights exp(rating / aggregation_temperature)), peer_rank (weights from "
+        "agreement with the other judges), dawid_skene (weights from an EM model of each judge's accuracy)",
+    )
+    aggregation_temperature: float = Field(
+        5.0,
+        gt=0,
+        description="softmax aggregation: a judge rated this many points above another gets e times its weight; "
+        "smaller: reputation matters more (large: uniform). Ratings spread about 8 points in round 1 and 50 by "
+        "round 8 at paper scale",
+    )
+    aggregation_iterations: int = Field(
+        50,
+        ge=1,
+        description="peer_rank and dawid_skene: most re-estimations of the judges' reliability per round (each stops "
+        "earlier once no weight moves by more than 1e-9)",
     )
     update_rule: str = Field(
         "paper",
@@ -469,6 +483,46 @@ class SimulationConfig(StrictModel):
     learning_rate: float = Field(
         0.05, ge=0, description="skill gained per unit of (winner - self) per pair share; 0: no learning"
     )
+    judge_noise_model: Literal["skill", "independent"] = Field(
+        "skill",
+        description="what sets a judge's noise: 'skill' its current answering skill (stronger members judge better, "
+        "the default, as in earlier releases); 'independent' a fixed judging ability drawn like the skills but "
+        "independently of them (reliability unequal and unrelated to skill)",
+    )
+    unreliable_judges: dict[str, float] = Field(
+        default_factory=dict,
+        description="share of the members (0-1) that judge unreliably, per kind: noisy, inverted (adversarial), "
+        "biased (scores a style latent unrelated to quality), colluding (favour one member); e.g. {inverted: 0.3}; "
+        "round(share * members) judges per kind, chosen by a stable hash; the rest are honest",
+    )
+    unreliable_noise_factor: float = Field(
+        4.0, ge=1, description="a noisy judge's error sd as a multiple of its honest sd; larger: noisier"
+    )
+    style_spread: float = Field(
+        1.0,
+        ge=0,
+        description="sd of a response's style latent (logit units), which biased judges score instead of quality",
+    )
+    collusion_boost: float = Field(
+        3.0, ge=0, description="added to a colluding judge's perception of its ally's answers (logit units)"
+    )
+
+    @field_validator("unreliable_judges")
+    @classmethod
+    def _known_kinds(cls, shares: dict[str, float]) -> dict[str, float]:
+        if not shares:
+            return shares
+        from sparta.backends.simulated.judges import HONEST, JUDGE_KINDS
+
+        for kind, share in shares.items():
+            if kind == HONEST:
+                raise ValueError("'honest' is not an unreliable kind: the members not listed are honest")
+            _registered(JUDGE_KINDS, kind)
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"share of {kind!r} judges is {share}, allowed: 0 to 1")
+        if sum(shares.values()) > 1.0 + 1e-9:
+            raise ValueError(f"the shares add up to {sum(shares.values()):g}, more than all members")
+        return shares
 
 
 class DataConfig(StrictModel):

@@ -5,7 +5,8 @@ They are pure data (no torch), shared by the tournament core, the backends and t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from copy import deepcopy
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 RecordT = TypeVar("RecordT", bound="FlatRecord")
@@ -15,7 +16,11 @@ class FlatRecord:
     """A record that is one line of a run-directory file, field for field (nested values are plain JSON)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        # what asdict gives for fields of plain JSON, without its recursion into every value (a simulated run writes
+        # 10^5 records); a dataclass instance's __dict__ holds its fields in definition order
+        return {
+            name: deepcopy(value) if isinstance(value, (dict, list)) else value for name, value in vars(self).items()
+        }
 
     @classmethod
     def from_dict(cls: type[RecordT], d: dict[str, Any]) -> RecordT:

@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import spearmanr
-
 from sparta.backends.simulated import SimulatedTribe
 from sparta.config import SpartaConfig, config_from_dict
-from sparta.pipeline.loop import RoundLoop
+from sparta.experiments.metrics import label_accuracy, spearman
+from sparta.pipeline.loop import RoundLoop, RoundStats
 from sparta.pipeline.progress import Reporter
-from sparta.rundir import read_jsonl, round_dir
 
 ABLATIONS: dict[str, list[str]] = {
     "SPARTA (reputation + match-making)": [],
@@ -46,7 +44,7 @@ def simulation_config(
     return config_from_dict(data, "simulation", list(overrides))
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class SimulationResult:
     label_accuracy: float
     spearman: float
@@ -54,19 +52,7 @@ class SimulationResult:
     pairs: int
     ratings: dict[str, float]
     skills: dict[str, float]
-
-
-def label_accuracy(run_dir: Path, rounds: int) -> tuple[float, int]:
-    """Share of kept pairs whose chosen response has the higher latent quality."""
-    right = total = 0
-    for r in range(1, rounds + 1):
-        rd = round_dir(run_dir, r)
-        quality = {(x["instruction_id"], x["model"]): x["meta"]["quality"] for x in read_jsonl(rd / "responses.jsonl")}
-        for p in read_jsonl(rd / "pairs.jsonl"):
-            iid = p["instruction_id"]
-            right += quality[(iid, p["chosen_model"])] > quality[(iid, p["rejected_model"])]
-            total += 1
-    return (right / total if total else float("nan")), total
+    rounds: list[RoundStats]
 
 
 def simulate(config: SpartaConfig, out_dir: Path, reporter: Reporter | None = None) -> SimulationResult:
@@ -74,15 +60,21 @@ def simulate(config: SpartaConfig, out_dir: Path, reporter: Reporter | None = No
     tribe = SimulatedTribe(config.member_names(), config.simulation, config.run.seed)
     before = {m: tribe.mean_skill(m) for m in tribe.members}
     loop = RoundLoop(config, out_dir, tribe, reporter)
-    loop.run()
+    rounds = loop.run()
     state = loop.state
     assert state is not None
     after = {m: tribe.mean_skill(m) for m in tribe.members}
     ratings = state.reputation.ratings
-    rho = spearmanr([ratings[m] for m in tribe.members], [after[m] for m in tribe.members]).statistic
-    acc, pairs = label_accuracy(out_dir, config.run.rounds)
-    gain = statistics.fmean(after[m] - before[m] for m in tribe.members)
-    return SimulationResult(acc, float(rho), gain, pairs, dict(ratings), after)
+    accuracy, pairs = label_accuracy(out_dir, config.run.rounds)
+    return SimulationResult(
+        label_accuracy=accuracy,
+        spearman=spearman([ratings[m] for m in tribe.members], [after[m] for m in tribe.members]),
+        skill_gain=statistics.fmean(after[m] - before[m] for m in tribe.members),
+        pairs=pairs,
+        ratings=dict(ratings),
+        skills=after,
+        rounds=rounds,
+    )
 
 
 def run_ablations(

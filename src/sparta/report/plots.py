@@ -170,3 +170,34 @@ def eval_png(scores: EvalResults) -> bytes:
     if lines:
         fig.legend(lines, names, loc="outside right center", frameon=False)
     return _png(fig)
+
+
+def aggregation_study_png(summary: Sequence[dict], kinds: Sequence[str], metrics: dict[str, str]) -> bytes:
+    """One panel per (metric, kind of unreliable judge): each rule's mean ± sd over seeds against the share of
+    unreliable judges; the 0 % point is the run without any, shared by every kind."""
+    rules = list(dict.fromkeys(entry["aggregation"] for entry in summary))
+    index = {(e["kind"], e["share"], e["aggregation"]): e for e in summary}
+    fig = _figure(3.1 * len(kinds) + 1.6, 2.6 * len(metrics))
+    axes = fig.subplots(len(metrics), len(kinds), squeeze=False, sharex=True)
+    handles = []
+    for row, (metric, title) in enumerate(metrics.items()):
+        for column, kind in enumerate(kinds):
+            ax = axes[row][column]
+            shares = sorted({e["share"] for e in summary if e["kind"] in (kind, "none")})
+            for color, rule in zip(_colors(len(rules)), rules):
+                points = [index.get(("none" if share == 0 else kind, share, rule)) for share in shares]
+                xs = [100 * s for s, p in zip(shares, points) if p]
+                ys = [p[metric] for p in points if p]
+                errors = [p[f"{metric}_sd"] for p in points if p]
+                line = ax.errorbar(xs, ys, yerr=errors, color=color, marker="o", markersize=3, capsize=2, linewidth=1.4)
+                if row == 0 and column == 0:
+                    handles.append(line)
+            ax.grid(True, color="0.9", linewidth=0.6)
+            if row == 0:
+                ax.set_title(f"{label(kind)} judges", fontsize=10)
+            if column == 0:
+                ax.set_ylabel(title, fontsize=9)
+            if row == len(metrics) - 1:
+                ax.set_xlabel("unreliable judges (% of members)", fontsize=9)
+    _legend(axes[0][-1], handles, rules)
+    return _png(fig)

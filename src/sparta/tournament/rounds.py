@@ -1,21 +1,26 @@
 """One round of the tournament once the judgments are in: online rating updates, then preference pairs.
 
-Pure bookkeeping over records; the pipeline feeds it what the tribe produced.
+Pure bookkeeping over records; the pipeline feeds it what the tribe produced. Both steps fit the configured
+aggregation rule to the whole round first (a round rule learns the judges' reliabilities from it; the paper's rule
+ignores it), then score every match with the ratings of the moment (updates) or of the round's end (pairs).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sparta.config import TournamentConfig
 from sparta.records import FlatRecord, Judgment, Match, PreferencePair, Response
-from sparta.tournament.aggregation import aggregate
+from sparta.tournament.aggregation import build_aggregate
 from sparta.tournament.reputation import ReputationState, update_pair
 
 ScoreTable = Mapping[tuple[str, str], list[tuple[str, float | None]]]
 """(instruction id, judged model) -> [(judge, score or None)]."""
+
+ResponseAggregate = Callable[[Iterable[tuple[str, float | None]], Mapping[str, float]], "float | None"]
+"""(one response's judgments, ratings) -> its aggregated score: the configured rule, fitted to the round."""
 
 
 def judges_for(match: Match, members: Sequence[str], who: str) -> list[str]:
@@ -32,13 +37,24 @@ def score_table(judgments: Iterable[Judgment]) -> dict[tuple[str, str], list[tup
     return table
 
 
+def round_scores(matches: Sequence[Match], table: ScoreTable) -> list[dict[str, tuple[float, float]]]:
+    """Per match in index order: judge -> (score of a, score of b) for the judges who scored both answers."""
+    rows = []
+    for match in sorted(matches, key=lambda m: m.index):
+        iid = match.instruction.id
+        side_a = {judge: score for judge, score in table.get((iid, match.model_a), []) if score is not None}
+        side_b = {judge: score for judge, score in table.get((iid, match.model_b), []) if score is not None}
+        rows.append({judge: (side_a[judge], side_b[judge]) for judge in sorted(side_a.keys() & side_b.keys())})
+    return rows
+
+
 def match_scores(
-    match: Match, table: ScoreTable, ratings: Mapping[str, float], method: str
+    match: Match, table: ScoreTable, ratings: Mapping[str, float], aggregate: ResponseAggregate
 ) -> tuple[float | None, float | None]:
     iid = match.instruction.id
     return (
-        aggregate(method, table.get((iid, match.model_a), []), ratings),
-        aggregate(method, table.get((iid, match.model_b), []), ratings),
+        aggregate(table.get((iid, match.model_a), []), ratings),
+        aggregate(table.get((iid, match.model_b), []), ratings),
     )
 
 
@@ -61,9 +77,10 @@ def rate_matches(
     state: ReputationState, matches: Sequence[Match], table: ScoreTable, config: TournamentConfig
 ) -> list[MatchOutcome]:
     """Update ``state`` in place, match by match in index order; a match with a side no judge scored is not rated."""
+    aggregate = build_aggregate(config, round_scores(matches, table))
     outcomes = []
     for match in sorted(matches, key=lambda m: m.index):
-        score_a, score_b = match_scores(match, table, state.ratings, config.aggregation)
+        score_a, score_b = match_scores(match, table, state.ratings, aggregate)
         rated = score_a is not None and score_b is not None
         change_a, change_b = (
             update_pair(state, match.model_a, match.model_b, score_a, score_b, config) if rated else (0.0, 0.0)
@@ -105,9 +122,10 @@ def select_pairs(
     A pair with an answer cut by ``max_new_tokens`` (``Response.truncated``) is dropped and counted
     (``truncated: drop``), or kept, counted and marked so that training scores the cut side as a prefix (``keep``).
     """
+    aggregate = build_aggregate(config, round_scores(matches, table))
     pairs, dropped, kept = [], 0, 0
     for match in sorted(matches, key=lambda m: m.index):
-        score_a, score_b = match_scores(match, table, ratings, config.aggregation)
+        score_a, score_b = match_scores(match, table, ratings, aggregate)
         if score_a is None or score_b is None or score_a == score_b or abs(score_a - score_b) < config.min_margin:
             continue
         winner, loser = (match.model_a, match.model_b) if score_a > score_b else (match.model_b, match.model_a)
