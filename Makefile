@@ -7,17 +7,27 @@ STAMP  := $(VENV)/.installed
 VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: demo test install simulate clean browser lint vllm
+.PHONY: demo test install simulate clean browser lint vllm constraints
+
+# The versions the tests passed with; `pip install -c constraints.txt ...` reproduces them (`make constraints`).
+CONSTRAINTS := constraints.txt
 
 install: $(STAMP)
 
-# torch is pinned and installed first so that no other package can pull a CUDA build.
-$(STAMP): pyproject.toml
+# torch is installed first, the CPU build of the version in constraints.txt, so that no other package can pull a
+# CUDA build (pyproject.toml only asks for a range, so a GPU user's own torch stays).
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[llm,ray,test,tracking,lm-eval]"
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e ".[llm,ray,test,tracking,lm-eval]"
 	touch $(STAMP)
+
+# Rewrites constraints.txt from the environment `make test` ran in (torch without its local +cpu label, so that a
+# CUDA build of the same version satisfies it too).
+constraints: $(STAMP)
+	{ echo "# pip constraints: the versions \`make test\` passed with ($$(date -u +%F), Python $$($(BIN)/python -c 'import platform; print(platform.python_version())')); \`make constraints\` rewrites this file"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | sed -E 's/^(torch==[^+]*)\+.*/\1/'; } > $(CONSTRAINTS)
 
 # The vLLM engine's server environment (pool.engine=vllm): vLLM's CPU build over the same pinned CPU torch wheel.
 # torchvision, torchaudio and torchcodec come along but break vLLM's imports beside CPU torch; triton has no CPU

@@ -6,6 +6,7 @@ and always exits 0. See benchmarks/README.md for what every number means and a r
     python benchmarks/round_cost.py                  # tiny-llama and smollm2-135m-instruct (a few minutes)
     python benchmarks/round_cost.py --quick          # tiny-llama only, small settings (seconds)
     python benchmarks/round_cost.py --models smollm2-135m-instruct --batch 8 --json cost.json
+    python benchmarks/round_cost.py --dpo --models smollm2-135m-instruct   # the DPO section alone (dpo_cost.py)
 
 FLOPs of one forward pass over a sequence (stated again in the output):
     2 * P_body * T_fed + 2 * P_head * T_logits + 2 * L * d_attn * T * (T + 1)
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from dpo_cost import bench_dpo, print_dpo
 from sparta.backends.base import JUDGES
 from sparta.backends.hf.generation import generate
 from sparta.backends.hf.pool import ModelPool
@@ -531,6 +533,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write every number here")
     parser.add_argument("--quick", action="store_true", help="tiny-llama only, 2 probes per kind")
+    parser.add_argument(
+        "--dpo", action="store_true", help="the DPO section alone: time outside optimizer steps (dpo_cost.py)"
+    )
+    parser.add_argument("--dpo-pairs", type=int, default=32, help="preference pairs per member in the DPO section")
+    parser.add_argument("--dpo-members", type=int, default=4, help="members trained in the DPO section (1-4)")
     parser.add_argument("--child-model", help=argparse.SUPPRESS)
     parser.add_argument("--child-members", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -563,8 +570,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     results = []
     for name in args.models:
-        result = bench_model(name, args, peak)
-        print_model(result, peak)
+        if args.dpo:
+            result = bench_dpo(name, args.dpo_pairs, args.seed, stage, args.dpo_members)
+            print_dpo(result)
+        else:
+            result = bench_model(name, args, peak)
+            print_model(result, peak)
         results.append(result)
     rates_after = matmul_gflops(args.matmul_size, args.matmul_reps)
     load_after = _load()

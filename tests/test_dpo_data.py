@@ -60,7 +60,7 @@ def test_complete_pairs_tokenize_exactly_as_trl_does(pool):
         training.quiet_trainer(),
         training.restoring_shared_model(peft_model, "alice"),
     ):
-        config = training.dpo_config(TrainingConfig(max_length=256), 0, Path(scratch), use_cpu=True)
+        config = training.dpo_config(TrainingConfig(max_length=256), 0, Path(scratch), peft_model.get_base_model())
         trainer = DPOTrainer(
             model=peft_model.get_base_model(),
             args=config,

@@ -229,7 +229,9 @@ def test_lora_dropout_is_active_during_the_dpo_step_and_restored_after(pool, tmp
 
 def test_without_lora_dropout_no_dropout_runs_in_the_dpo_step(pool, tmp_path):
     calls = _dropouts_run(pool, "alice", _config(lora=LoraConfig(r=4, alpha=8, dropout=0.0)), tmp_path)
-    assert calls and all(p == 0 for p, _, _ in calls)  # the pool's 0.1 is off during DPO, as TRL sets it
+    in_steps = [p for p, training, _ in calls if training]
+    assert in_steps and all(p == 0 for p in in_steps)  # the pool's 0.1 is off during DPO, as TRL sets it
+    assert all(zeroed == 0 for _, _, zeroed in calls)  # the reference pass runs in eval mode: nothing dropped
 
 
 def test_training_is_seeded(pool, tmp_path):

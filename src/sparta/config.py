@@ -444,6 +444,20 @@ class TrainingConfig(StrictModel):
         "+ the largest sampling.max_new_tokens + 8 (the end-of-turn tokens), so every answered prompt fits; a value "
         "below pool.max_prompt_tokens + max_new_tokens is an error. Authors' code: 512",
     )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="arithmetic of the DPO steps: auto (that of the pool's weights: a bfloat16 pool trains under bf16 "
+        "autocast, a float16 pool under fp16 autocast with loss scaling, a float32 pool in float32), fp32 (no "
+        "autocast), bf16 or fp16 (autocast over any weights). LoRA weights and optimizer state stay float32. Ours "
+        "(TRL turns bf16 on by default, ~100x slower on CPUs without native bf16)",
+    )
+    reference_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="preference pairs per forward pass of the reference log-probabilities (the member before its "
+        "first update, computed once, without gradients: it may exceed batch_size); larger: faster on wide hardware, "
+        "more memory. Unset: batch_size * gradient_accumulation_steps",
+    )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="the adapter every member trains")
     report_to: list[str] = Field(
         default_factory=list,

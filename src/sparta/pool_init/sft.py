@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import PrinterCallback, set_seed
 
-from sparta.backends.hf.training import StepWatch, quiet_trainer, restoring_shared_model, trainer_defaults
+from sparta.backends.hf.trainer_args import model_device, on_device, one_device, trainer_defaults
+from sparta.backends.hf.training import StepWatch, quiet_trainer, restoring_shared_model
 from sparta.config import ConfigError
 from sparta.errors import SpartaError
 from sparta.pool_init.config import SFTSettings
 from sparta.pool_init.subsets import Example
 
 if TYPE_CHECKING:
+    import torch
+
     from sparta.backends.hf.pool import ModelPool
 
 log = logging.getLogger(__name__)
@@ -71,12 +74,12 @@ def fitting_examples(
     return kept, skipped
 
 
-def sft_config(settings: SFTSettings, seed: int, output_dir: Path, use_cpu: bool):
-    """TRL's ``SFTConfig`` from ours; TRL's bf16 and gradient checkpointing defaults are turned off on purpose
-    (bf16 is ~100x slower on CPU; checkpointing buys nothing for LoRA on small models)."""
+def sft_config(settings: SFTSettings, seed: int, output_dir: Path, model: torch.nn.Module):
+    """TRL's ``SFTConfig`` from ours, on the device of ``model`` alone and in the precision of its weights
+    (``trainer_args``: TRL's bf16 default is ~100x slower on CPU; checkpointing buys nothing for LoRA here)."""
     from trl import SFTConfig
 
-    return SFTConfig(
+    return one_device(SFTConfig)(
         learning_rate=settings.learning_rate,
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=settings.batch_size,
@@ -84,7 +87,7 @@ def sft_config(settings: SFTSettings, seed: int, output_dir: Path, use_cpu: bool
         max_length=settings.max_length,
         completion_only_loss=True,
         report_to="none",
-        **trainer_defaults(SFTConfig, seed, output_dir, use_cpu),
+        **trainer_defaults(SFTConfig, seed, output_dir, model),
     )
 
 
@@ -117,17 +120,17 @@ def train_sft(
         )
     peft_model = pool.model(member)
     inner = peft_model.get_base_model()
-    use_cpu = next(inner.parameters()).device.type == "cpu"
     set_seed(seed)
-    watch = StepWatch(member, progress, _diverged, watched=("loss",))
+    watch = StepWatch(member, progress, _diverged, watched=("loss",), device=model_device(inner))
     with (
         tempfile.TemporaryDirectory(prefix="sparta-sft-") as scratch,
         quiet_trainer(),
         restoring_shared_model(peft_model, member),
+        on_device(model_device(inner)),
     ):
         trainer = SFTTrainer(
             model=inner,
-            args=sft_config(settings, seed, Path(scratch), use_cpu),
+            args=sft_config(settings, seed, Path(scratch), inner),
             train_dataset=Dataset.from_list(sft_rows(pool, member, kept)),
             processing_class=pool.tokenizer(member),
             callbacks=[watch],

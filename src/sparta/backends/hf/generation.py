@@ -92,7 +92,7 @@ def _generation_config(sampling: SamplingConfig, eos: list[int], pad: int) -> Ge
     return GenerationConfig(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common)
 
 
-def _left_pad(batch: list[_Prompt], pad: int, device: str) -> dict[str, torch.Tensor]:
+def _left_pad(batch: list[_Prompt], pad: int, device: torch.device) -> dict[str, torch.Tensor]:
     width = max(len(p.ids) for p in batch)
     ids = torch.full((len(batch), width), pad, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -102,9 +102,8 @@ def _left_pad(batch: list[_Prompt], pad: int, device: str) -> dict[str, torch.Te
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
-def _rng_devices(device: str) -> list[int]:
-    target = torch.device(device)
-    return [target.index or 0] if target.type == "cuda" else []
+def _rng_devices(device: torch.device) -> list[int]:
+    return [device.index or 0] if device.type == "cuda" else []
 
 
 def _run_batch(pool: ModelPool, batch: list[_Prompt], seed: int) -> list[Response]:
@@ -112,10 +111,11 @@ def _run_batch(pool: ModelPool, batch: list[_Prompt], seed: int) -> list[Respons
     model, tokenizer = pool.model(member), pool.tokenizer(member)
     eos = _eos_ids(pool, member)
     config = _generation_config(pool.sampling(member), eos, tokenizer.pad_token_id)
-    inputs = _left_pad(batch, tokenizer.pad_token_id, pool.config.device)
+    device = next(model.parameters()).device  # where the weights are, never the configured string
+    inputs = _left_pad(batch, tokenizer.pad_token_id, device)
     batch_seed = derive_seed(seed, "generate", member, *(p.instruction.id for p in batch))
     model.eval()
-    with torch.random.fork_rng(devices=_rng_devices(pool.config.device)), torch.inference_mode():
+    with torch.random.fork_rng(devices=_rng_devices(device)), torch.inference_mode():
         torch.manual_seed(batch_seed)
         output = model.generate(**inputs, generation_config=config)
     new = output[:, inputs["input_ids"].shape[1] :].tolist()

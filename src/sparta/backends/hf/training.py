@@ -13,14 +13,19 @@ and the only trainable weights, instead of the ``PeftModel`` itself. Why:
   member's own adapter: the base and the other members' adapters stay untouched.
 
 TRL is given token ids we built (``dpo_data``): a pair it would cut to ``training.max_length`` is dropped and
-counted, and an answer cut by ``max_new_tokens`` is trained on without an end-of-turn token. The LoRA dropout of
-``training.lora.dropout`` is active during the steps (TRL zeroes it otherwise). The shared model is left as it was
-found (forward method, dropout, train/eval mode); if training diverges the member's adapter is restored to its
-weights from before the call and nothing is saved.
+counted, and an answer cut by ``max_new_tokens`` is trained on without an end-of-turn token. It is also given the
+reference log-probabilities, computed before the trainer is built (``reference``: each prompt once, the output head
+on answer tokens only), so TRL neither runs its own reference pass nor hashes the shared model to cache one: its
+``ref_model`` slot holds a :class:`_ReferenceSlot` with no weights. The trainer sees one device, the model's, and
+trains in the pool's precision (``trainer_args``). The LoRA dropout of ``training.lora.dropout`` is active during
+the steps (TRL zeroes it otherwise). The shared model is left as it was found (forward method, dropout, train/eval
+mode, device); if training diverges the member's adapter is restored to its weights from before the call and
+nothing is saved.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import tempfile
@@ -35,7 +40,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
-from sparta.backends.hf.dpo_data import TRUNCATION_MODE, check_end_of_turn, fit_pairs
+from sparta.backends.hf.dpo_data import TRUNCATION_MODE, FittedPairs, check_end_of_turn, fit_pairs
+from sparta.backends.hf.reference import plain_head, reference_logps
+from sparta.backends.hf.trainer_args import model_device, on_device, one_device, trainer_defaults
 from sparta.config import TrainingConfig
 from sparta.errors import SpartaError
 from sparta.records import PreferencePair
@@ -83,28 +90,75 @@ def preference_collator(tokenizer: Any, max_length: int | None) -> Any:
     )
 
 
+REFERENCE_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
+"""The dataset columns TRL's ``DPOTrainer`` reads its precomputed reference log-probabilities from."""
+
+
+class _ReferenceSlot(torch.nn.Module):
+    """What TRL's ``ref_model`` slot holds: the member as it was before the first step, without its weights.
+
+    The reference log-probabilities are in the dataset before the trainer is built, so TRL never runs a reference
+    model. Without one it would hash its policy's whole state dict (the base and every member's adapter, copied to
+    the CPU) to name a cache file for them, once per member and round; this slot has no tensors to hash or move.
+    """
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the reference log-probabilities are precomputed; the reference slot never runs")
+
+
 @cache
 def _tokenized_trainer() -> type:
-    """``DPOTrainer`` trained on rows we tokenized (``dpo_data``): TRL 1.16 tokenizes every dataset it is given,
-    with no way to leave a cut answer's turn open, so its dataset preparation is skipped."""
+    """``DPOTrainer`` on rows we tokenized (``dpo_data``) and whose reference log-probabilities we computed."""
     from trl import DPOTrainer
 
     class TokenizedDPOTrainer(DPOTrainer):
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            """TRL 1.16 tokenizes every dataset it is given, with no way to leave a cut answer's turn open."""
+            return dataset
+
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            """The dataset's own reference columns; TRL's kernel fills them when our pass does not apply."""
+            if all(column in dataset.column_names for column in REFERENCE_COLUMNS):
+                return dataset
+            start = time.perf_counter()
+            dataset = _trl_reference(self, dataset, batch_size)
+            self.reference_seconds = time.perf_counter() - start
             return dataset
 
     return TokenizedDPOTrainer
 
 
+def _trl_reference(trainer: Any, dataset: Any, batch_size: int) -> Any:
+    """Reference log-probabilities by TRL's own per-batch computation (models with logit soft-capping or scaling),
+    without its model hash and cache file. The model is the member itself, before any step."""
+    from torch.utils.data import DataLoader
+
+    chosen, rejected = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=trainer.data_collator, shuffle=False):
+        inputs = {key: value.to(trainer.args.device) for key, value in batch.items()}
+        chosen_logps, rejected_logps = trainer.compute_ref_log_probs(trainer.model, inputs)
+        chosen += chosen_logps.float().cpu().tolist()
+        rejected += rejected_logps.float().cpu().tolist()
+    return dataset.add_column(REFERENCE_COLUMNS[0], chosen).add_column(REFERENCE_COLUMNS[1], rejected)
+
+
+def reference_batch_size(training: TrainingConfig) -> int:
+    """Pairs per reference forward pass: ``training.reference_batch_size``, else the pairs of one optimizer step."""
+    return training.reference_batch_size or training.batch_size * training.gradient_accumulation_steps
+
+
 # --------------------------------------------------------------------------------------------- the trainer
 
 
-def dpo_config(training: TrainingConfig, seed: int, output_dir: Path, use_cpu: bool):
-    """TRL's ``DPOConfig`` from ours. TRL's own defaults that do not suit us are overridden on purpose:
-    bf16 (TRL turns it on; ~100x slower on CPU) and gradient checkpointing (pointless for LoRA on small models)."""
+def dpo_config(training: TrainingConfig, seed: int, output_dir: Path, model: torch.nn.Module):
+    """TRL's ``DPOConfig`` from ours, on the device of ``model`` alone and in its precision (``trainer_args``)."""
     from trl import DPOConfig
 
-    return DPOConfig(
+    return one_device(DPOConfig)(
         beta=training.beta,
         learning_rate=training.learning_rate,
         num_train_epochs=training.epochs,
@@ -113,30 +167,10 @@ def dpo_config(training: TrainingConfig, seed: int, output_dir: Path, use_cpu: b
         max_length=training.max_length,
         truncation_mode=TRUNCATION_MODE,
         precompute_ref_log_probs=True,
+        precompute_ref_batch_size=reference_batch_size(training),
         report_to=list(training.report_to) or "none",
-        **trainer_defaults(DPOConfig, seed, output_dir, use_cpu),
+        **trainer_defaults(DPOConfig, seed, output_dir, model, training.precision),
     )
-
-
-def trainer_defaults(config_class: type, seed: int, output_dir: Path, use_cpu: bool) -> dict[str, Any]:
-    """Settings every TRL trainer of ours shares: seeded, quiet, no checkpoints, fp32, no gradient checkpointing."""
-    # transformers 5 renamed gradient checkpointing; the old name still works but warns
-    fields = config_class.__dataclass_fields__
-    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
-    return {
-        "output_dir": str(output_dir),
-        "seed": seed,
-        "data_seed": seed,
-        "save_strategy": "no",
-        "logging_steps": 1,
-        "logging_nan_inf_filter": False,  # a NaN loss must reach our divergence check
-        "disable_tqdm": True,
-        "bf16": False,
-        "fp16": False,
-        "use_cpu": use_cpu,
-        "dataloader_num_workers": 0,
-        checkpointing: False,
-    }
 
 
 Diverged = Callable[[str, int, float, str], Exception]
@@ -144,9 +178,11 @@ Diverged = Callable[[str, int, float, str], Exception]
 
 
 class StepWatch(TrainerCallback):
-    """Reports each optimizer step, keeps its log, and stops at the first NaN/inf among the ``watched`` values.
+    """Reports each optimizer step, times it, keeps its log, and stops at the first NaN/inf among the ``watched``
+    values.
 
     Shared by DPO (here) and init-pool's SFT, which differ only in the error they raise and what they watch.
+    ``step_seconds`` sums the optimizer steps (forward, backward, update) of the model on ``device``.
     """
 
     def __init__(
@@ -155,11 +191,24 @@ class StepWatch(TrainerCallback):
         progress: Progress,
         diverged: Diverged = TrainingDivergedError,
         watched: tuple[str, ...] = ("loss", "grad_norm"),
+        device: torch.device = torch.device("cpu"),
     ) -> None:
         self.member, self.progress, self.diverged, self.watched = member, progress, diverged, watched
+        self.device = device
         self.logs: list[dict[str, float]] = []
+        self.step_seconds = 0.0
+        self._began = time.perf_counter()
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the step's kernels are done, not merely queued
+        return time.perf_counter()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._began = self._now()  # once per optimizer step, before its first micro-batch
 
     def on_step_end(self, args, state, control, **kwargs):
+        self.step_seconds += self._now() - self._began
         self.progress(1)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -210,12 +259,14 @@ def restoring_shared_model(peft_model: PeftModel, member: str) -> Iterator[None]
     """Undo what a TRL trainer (DPO here, SFT in init-pool) does to the shared model besides training the adapter.
 
     TRL patches the model's ``forward`` (a fused LM head) and zeroes every dropout; the Trainer leaves it in
-    train mode. On any error the member's adapter weights are restored as well.
+    train mode; accelerate wraps ``forward`` in autocast under mixed precision and marks the model as prepared,
+    which would make the next member's trainer skip its autocast. The model's own attributes come back as they
+    were (added ones removed). On any error the member's adapter weights are restored as well.
     """
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
     inner = peft_model.get_base_model()
-    own_forward = inner.__dict__.get("forward")
+    attributes = dict(inner.__dict__)
     dropout = {m: m.p for m in inner.modules() if isinstance(m, torch.nn.Dropout)}
     was_training = peft_model.training
     use_cache = inner.config.use_cache  # the Trainer turns the KV cache off; generation wants it back
@@ -227,15 +278,29 @@ def restoring_shared_model(peft_model: PeftModel, member: str) -> Iterator[None]
             set_peft_model_state_dict(peft_model, before, adapter_name=member)
         raise
     finally:
-        if own_forward is None:
-            inner.__dict__.pop("forward", None)
-        else:
-            inner.forward = own_forward
+        for name in set(inner.__dict__) - set(attributes):
+            del inner.__dict__[name]
+        inner.__dict__.update(attributes)
         for module, p in dropout.items():
             module.p = p
         inner.config.use_cache = use_cache
         peft_model.train(was_training)
         peft_model.set_adapter(member)
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep the objects that exist now out of the garbage collector's sight while a trainer trains.
+
+    accelerate's ``free_memory`` runs a full ``gc.collect()`` as every ``train()`` starts, over every object of the
+    process (torch, transformers, datasets, the pool: 0.4-0.9 s here, per member and round); frozen, they are skipped,
+    and the trainer's own garbage is still collected. They return to the collector afterwards.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager
@@ -270,20 +335,32 @@ def _check_finite_adapter(peft_model: PeftModel, member: str, steps: int) -> Non
             raise TrainingDivergedError(member, steps, float("nan"), f"adapter weight {name}")
 
 
-def _summary(watch: StepWatch, mean_loss: float, steps: int, seconds: float, run_s: float) -> dict:
-    """``seconds`` covers the whole call (reference pass, setup, saving); ``seconds_per_step`` the steps alone."""
+def _summary(watch: StepWatch, mean_loss: float, steps: int, seconds: dict[str, float]) -> dict:
+    """Loss, reward statistics and where the time went: ``seconds`` is the whole call, ``seconds_in_steps`` the
+    optimizer steps (forward, backward, update), ``seconds_reference`` the reference log-probabilities."""
     metrics: dict[str, Any] = {
         "loss": mean_loss,
         "final_loss": watch.logs[-1]["loss"] if watch.logs else mean_loss,
         "steps": steps,
-        "seconds": seconds,
-        "seconds_per_step": run_s / max(steps, 1),
+        **seconds,
+        "seconds_per_step": seconds["seconds_in_steps"] / max(steps, 1),
     }
     for key in REWARD_METRICS:
         values = [entry[key] for entry in watch.logs if key in entry]
         if values:
             metrics[key] = sum(values) / len(values)
     return metrics
+
+
+def _training_rows(inner: torch.nn.Module, fitted: FittedPairs, pad_id: int, training: TrainingConfig) -> list[dict]:
+    """The trainer's rows: token ids, with the reference log-probabilities where our pass applies (TRL's own
+    kernel computes them otherwise, see ``_tokenized_trainer``)."""
+    rows = [tokens.row() for tokens in fitted.tokens]
+    if plain_head(inner):
+        chosen, rejected = reference_logps(inner, fitted.tokens, pad_id, reference_batch_size(training))
+        for row, chosen_logp, rejected_logp in zip(rows, chosen, rejected):
+            row.update(zip(REFERENCE_COLUMNS, (chosen_logp, rejected_logp)))
+    return rows
 
 
 # --------------------------------------------------------------------------------------------- entry point
@@ -304,8 +381,9 @@ def train_member(
     The adapter lands in ``out_dir`` in PEFT format. ``progress(1)`` is called after every optimizer step.
     ``log_dir`` is where ``training.report_to`` integrations (e.g. tensorboard) write; by default a sibling
     ``<out_dir>.logs`` when ``report_to`` is set, a temporary directory otherwise.
-    Returns ``loss`` (mean over steps), ``final_loss``, ``steps``, ``seconds``, ``seconds_per_step``, the
-    mean of TRL's implicit-reward statistics (``rewards/accuracies``, ...), ``pairs_trained`` and
+    Returns ``loss`` (mean over steps), ``final_loss``, ``steps``, ``seconds`` (the whole call),
+    ``seconds_in_steps`` (the optimizer steps), ``seconds_reference`` (the reference pass), ``seconds_per_step``,
+    the mean of TRL's implicit-reward statistics (``rewards/accuracies``, ...), ``pairs_trained`` and
     ``pairs_too_long`` (pairs that do not fit ``training.max_length`` whole: dropped). No pair to train on:
     ``steps`` 0, the adapter saved unchanged. Raises :class:`TrainingDivergedError` on a NaN/inf loss, saving nothing.
     """
@@ -325,29 +403,39 @@ def train_member(
     check_end_of_turn(member, fitted, _stop_token_ids(inner, tokenizer))
 
     set_seed(seed)
-    use_cpu = next(inner.parameters()).device.type == "cpu"
     if log_dir is None and training.report_to:
         log_dir = out_dir.with_name(out_dir.name + ".logs")
-    watch = StepWatch(member, progress)
+    watch = StepWatch(member, progress, device=model_device(inner))
     with (
         tempfile.TemporaryDirectory(prefix="sparta-dpo-") as scratch,
         quiet_trainer(),
         restoring_shared_model(peft_model, member),
+        on_device(model_device(inner)),
     ):
+        reference_start = time.perf_counter()
+        rows = _training_rows(inner, fitted, tokenizer.pad_token_id, training)
+        reference_s = time.perf_counter() - reference_start
         trainer = _tokenized_trainer()(
             model=inner,
-            args=dpo_config(training, seed, Path(log_dir or scratch), use_cpu),
+            ref_model=_ReferenceSlot(inner.config),
+            args=dpo_config(training, seed, Path(log_dir or scratch), inner),
             data_collator=collator,
-            train_dataset=Dataset.from_list([tokens.row() for tokens in fitted.tokens]),
+            train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
             callbacks=[watch],
         )
+        reference_s += getattr(trainer, "reference_seconds", 0.0)  # TRL's kernel runs in the constructor
         trainer.remove_callback(PrinterCallback)
-        with lora_dropout(peft_model, member, training.lora.dropout):  # the reference log-probs are in: no dropout
+        # the reference log-probs are in: no dropout before the steps
+        with lora_dropout(peft_model, member, training.lora.dropout), frozen_heap():
             result = trainer.train()
-        run_s = float(result.metrics.get("train_runtime", 0.0))
         steps = trainer.state.global_step
         _check_finite_adapter(peft_model, member, steps)
         del trainer
     pool.save_adapter(member, out_dir)
-    return {**_summary(watch, float(result.training_loss), steps, time.perf_counter() - start, run_s), **counts}
+    seconds = {
+        "seconds": time.perf_counter() - start,
+        "seconds_in_steps": watch.step_seconds,
+        "seconds_reference": reference_s,
+    }
+    return {**_summary(watch, float(result.training_loss), steps, seconds), **counts}

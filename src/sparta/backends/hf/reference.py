@@ -1,0 +1,144 @@
+"""DPO's reference log-probabilities: each answer's log-probability under the member as it is before its first update.
+
+SPARTA's reference policy is the member at the start of the round (DESIGN section 1, step 8), so these numbers are
+computed once, before the first optimizer step, and handed to TRL's ``DPOTrainer`` as the ``ref_chosen_logps`` and
+``ref_rejected_logps`` columns it reads with ``precompute_ref_log_probs``. We compute them here rather than with
+TRL 1.16's own reference pass, which costs about as much as the optimizer steps' forward passes (measured in
+benchmarks/README.md) because it:
+
+- runs prompt + chosen and prompt + rejected as two padded rows, so every prompt twice; here each prompt runs once
+  and both answers continue from its KV cache;
+- scores every position off CUDA (prompt and padding too) and also computes entropy and top-1 statistics; here the
+  output head runs on answer tokens only and computes the log-softmax alone;
+- hashes the whole model (the base and every member's adapter) to name a dataset cache file it writes per member.
+
+The head is applied in float32 to the backbone's hidden states, vocabulary slice by slice, as TRL's fused head
+accumulates its logits, so these numbers and TRL's log-probabilities of the same policy agree up to summation order.
+Models whose logits are more than ``head(hidden)`` (soft-capping, scaling) are left to TRL's own pass.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Sequence
+
+import torch
+
+from sparta.backends.hf.dpo_data import PairTokens
+
+HEAD_SLICE = 16384
+"""Vocabulary rows of the output head turned into float32 logits at once: bounds memory at (answer tokens x this)."""
+
+_LOGIT_TRANSFORMS = (
+    "final_logit_softcapping",
+    "logit_scale",
+    "output_multiplier",
+    "lm_head_multiplier",
+    "logits_scaling",
+)
+"""Config fields of architectures whose logits are transformed after the output head (Gemma 2, Cohere, Granite...)."""
+
+
+def plain_head(model: torch.nn.Module) -> bool:
+    """Whether the model's logits are its output head applied to its backbone's last hidden states, nothing more."""
+    text_config = model.config.get_text_config()
+    has_backbone = getattr(model, "base_model", model) is not model
+    return has_backbone and all(getattr(text_config, name, None) is None for name in _LOGIT_TRANSFORMS)
+
+
+@functools.cache
+def _cache_keyword(backbone_class: type) -> str:
+    """The KV cache argument: ``cache`` in transformers 5, ``past_key_values`` in 4."""
+    return "cache" if "cache" in inspect.signature(backbone_class.forward).parameters else "past_key_values"
+
+
+def _padded(seqs: Sequence[Sequence[int]], pad_id: int, left: bool, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(ids, mask) of shape (rows, longest); padding on the left or the right."""
+    width = max(len(seq) for seq in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        where = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[row, where] = torch.tensor(list(seq), dtype=torch.long)
+        mask[row, where] = 1
+    return ids.to(device), mask.to(device)
+
+
+def target_logps(
+    states: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module, slice_rows: int = HEAD_SLICE
+) -> torch.Tensor:
+    """The log-softmax of ``head(states)`` at ``targets``, in float32, ``slice_rows`` vocabulary rows at a time."""
+    hidden = states.float()
+    weight, bias = head.weight, getattr(head, "bias", None)
+    normaliser = torch.full((len(hidden),), -torch.inf, device=hidden.device)
+    chosen = torch.zeros(len(hidden), device=hidden.device)
+    for offset in range(0, weight.shape[0], slice_rows):
+        logits = hidden @ weight[offset : offset + slice_rows].float().T
+        if bias is not None:
+            logits += bias[offset : offset + slice_rows].float()
+        normaliser = torch.logaddexp(normaliser, torch.logsumexp(logits, dim=-1))
+        local = targets - offset
+        inside = (local >= 0) & (local < logits.shape[1])
+        picked = logits.gather(1, local.clamp(0, logits.shape[1] - 1).unsqueeze(1)).squeeze(1)
+        chosen = torch.where(inside, picked, chosen)
+    return chosen - normaliser
+
+
+def _batch_logps(model: torch.nn.Module, batch: Sequence[PairTokens], pad_id: int) -> torch.Tensor:
+    """(pairs, 2): the summed log-probs of each pair's chosen and rejected answer; each prompt runs once."""
+    if any(not tokens.prompt_ids for tokens in batch):
+        raise ValueError("a preference pair without prompt tokens has no position to predict its answers from")
+    backbone, head = model.base_model, model.get_output_embeddings()
+    device, keyword = head.weight.device, _cache_keyword(type(model.base_model))
+    prompt_ids, prompt_mask = _padded([t.prompt_ids for t in batch], pad_id, left=True, device=device)
+    prompt_positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    out = backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=prompt_positions, use_cache=True)
+    answers = [ids for tokens in batch for ids in (tokens.chosen_ids, tokens.rejected_ids)]
+    # the prompt's last state predicts each answer's first token; each fed answer token predicts the next one
+    states = out.last_hidden_state[:, -1:].repeat_interleave(2, dim=0)
+    fed = [ids[:-1] for ids in answers]
+    if max(map(len, fed)) > 0:
+        cache = out[keyword]
+        cache.batch_repeat_interleave(2)
+        fed_ids, fed_mask = _padded(fed, pad_id, left=False, device=device)
+        start = prompt_mask.sum(-1).repeat_interleave(2)
+        positions = start.unsqueeze(1) + torch.arange(fed_ids.shape[1], device=device)
+        mask = torch.cat([prompt_mask.repeat_interleave(2, dim=0), fed_mask], dim=-1)
+        hidden = backbone(input_ids=fed_ids, attention_mask=mask, position_ids=positions, **{keyword: cache})
+        states = torch.cat([states, hidden.last_hidden_state], dim=1)
+    targets, valid = _padded(answers, 0, left=False, device=device)
+    valid = valid.bool()
+    per_token = target_logps(states[:, : targets.shape[1]][valid], targets[valid], head)
+    sums = torch.zeros(len(answers), device=device).index_add_(0, valid.nonzero()[:, 0], per_token)
+    return sums.view(len(batch), 2)
+
+
+def reference_logps(
+    model: torch.nn.Module, tokens: Sequence[PairTokens], pad_id: int, batch_size: int
+) -> tuple[list[float], list[float]]:
+    """Each pair's chosen and rejected log-probability under ``model`` as it is now, in the order given.
+
+    ``model`` is a transformers causal LM with a plain output head (:func:`plain_head`) and the member's adapter
+    active. Pairs run in batches of ``batch_size``, sorted by length so that little is padded; in eval mode, without
+    gradients. Returns (chosen, rejected).
+    """
+
+    def length(index: int) -> int:
+        pair = tokens[index]
+        return len(pair.prompt_ids) + max(len(pair.chosen_ids), len(pair.rejected_ids))
+
+    order = sorted(range(len(tokens)), key=length)
+    chosen, rejected = [0.0] * len(tokens), [0.0] * len(tokens)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                indices = order[start : start + batch_size]
+                values = _batch_logps(model, [tokens[i] for i in indices], pad_id).tolist()
+                for index, (chosen_logp, rejected_logp) in zip(indices, values):
+                    chosen[index], rejected[index] = chosen_logp, rejected_logp
+    finally:
+        model.train(was_training)
+    return chosen, rejected
