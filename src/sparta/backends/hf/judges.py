@@ -139,6 +139,8 @@ class _BatchedJudge:
         self.pool = pool
         self.config = judge
         self._encoders: dict[str, JudgeEncoder] = {}
+        self.spared_tokens = 0
+        """Tokens not computed again thanks to shared prefixes, over every call so far."""
 
     def encoder(self, member: str) -> JudgeEncoder:
         if member not in self._encoders:
@@ -169,7 +171,10 @@ class _BatchedJudge:
     def _plan(self, batch: Sequence[_Row]) -> PrefixPlan | None:
         plan = plan_prefixes([r.ids for r in batch], [(r.judge, r.share) for r in batch], [r.tail for r in batch])
         total = sum(len(r.ids) for r in batch)
-        return plan if plan is not None and plan.saved_tokens >= self.min_shared_fraction * total else None
+        if plan is None or plan.saved_tokens < self.min_shared_fraction * total:
+            return None
+        self.spared_tokens += plan.saved_tokens
+        return plan
 
     def _tails(self, model, batch: Sequence[_Row]) -> torch.Tensor:
         """The logits of every row's last ``max(tail)`` positions, (rows, max tail, vocab)."""
