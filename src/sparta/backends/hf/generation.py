@@ -86,14 +86,14 @@ def _shared_model(pool: ModelPool, member: str):
     return next(model for _, model, members in pool.bases() if member in members)
 
 
-def _eos_ids(pool: ModelPool, member: str) -> frozenset[int]:
+def _eos_ids(pool: ModelPool, member: str) -> list[int]:
     configured = _shared_model(pool, member).generation_config.eos_token_id
     ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
     if pool.tokenizer(member).eos_token_id is not None:
         ids.add(pool.tokenizer(member).eos_token_id)
     if not ids:
         raise ValueError(f"member {member!r}: its tokenizer and generation config name no end-of-sequence token")
-    return frozenset(ids)
+    return sorted(ids)
 
 
 def request_seed(seed: int, member: str, instruction_id: str) -> int:
@@ -109,7 +109,7 @@ def _row(pool: ModelPool, prompt: _Prompt, seed: int) -> DecodeRow:
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         max_new_tokens=sampling.max_new_tokens,
-        stop_ids=_eos_ids(pool, prompt.member),
+        stop_ids=frozenset(_eos_ids(pool, prompt.member)),
         seed=request_seed(seed, prompt.member, prompt.instruction.id),
     )
 
@@ -124,7 +124,7 @@ def _run_batch(pool: ModelPool, batch: list[_Prompt], seed: int) -> list[Respons
     return [_response(prompt, tokens, row.stop_ids, tokenizer) for prompt, tokens, row in zip(batch, new, rows)]
 
 
-def _response(prompt: _Prompt, tokens: list[int], eos: frozenset[int], tokenizer) -> Response:
+def _response(prompt: _Prompt, tokens: list[int], eos: set[int] | frozenset[int], tokenizer) -> Response:
     stop = next((i for i, t in enumerate(tokens) if t in eos), None)
     answer = tokens if stop is None else tokens[:stop]  # the end-of-sequence token is counted, not shown
     new_tokens = len(tokens) if stop is None else stop + 1
