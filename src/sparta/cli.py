@@ -46,6 +46,20 @@ app = typer.Typer(
 SetOption = typer.Option(None, "--set", help="Override a configuration field: section.field=value (repeatable).")
 
 
+@app.callback()
+def _start(ctx: typer.Context) -> None:
+    """Before any command imports torch: thread count from the CPUs this process may use, idle threads that sleep."""
+    from sparta.cpu_threads import prepare_cpu_threads
+
+    ctx.obj = prepare_cpu_threads()
+
+
+def _say_threads() -> None:
+    plan = click.get_current_context().find_root().obj
+    if plan is not None:
+        console.print(f"[dim]{plan.describe()}[/dim]")
+
+
 _CUT_COLUMNS = ("truncated_answers", "pairs_dropped_truncated", "pairs_too_long")
 
 
@@ -94,6 +108,7 @@ def run(
     if resume and not (out / "state.json").exists():
         _fail(f"--resume: {out} holds no run (no state.json)")
     cfg = load_config(config, overrides or [])
+    _say_threads()
     start = time.perf_counter()
     run_loop(cfg, out, RichReporter())
     _print_run_summary(out, time.perf_counter() - start)
@@ -309,6 +324,7 @@ def demo(
 
     start = time.perf_counter()
     cfg = demo_config(overrides or [])
+    _say_threads()
     chosen = resumed_judge_type(out)
     if chosen is None:
         console.rule("judge-check")
