@@ -111,6 +111,7 @@ def test_shared_prefixes_give_the_scores_of_single_passes(pool, judge_type):
     ]
     config = JudgeConfig(type=judge_type, batch_size=8, max_new_tokens=6)
     shared = JUDGES.get(judge_type)(pool, config)
+    shared.min_shared_work = 0  # a tiny model shares no prefix by default: a token costs less than a second pass
     judged = shared.score(requests)
     assert shared.spared_tokens > 0
     plain = JUDGES.get(judge_type)(pool, config)
@@ -122,6 +123,9 @@ def test_shared_prefixes_give_the_scores_of_single_passes(pool, judge_type):
         else:
             assert [j.score for j in judged] == pytest.approx([j.score for j in other], abs=1e-5)
     assert plain.spared_tokens == alone.spared_tokens == 0
+    default = JUDGES.get(judge_type)(pool, config)
+    default.score(requests)
+    assert default.spared_tokens == 0
 
 
 def _hand_logprob(pool: ModelPool, judge: LogprobJudge, request: JudgeRequest) -> float:

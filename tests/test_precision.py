@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sparta.backends.hf import precision  # noqa: E402
-from sparta.backends.hf.models import resolve_model  # noqa: E402
 from sparta.backends.hf.pool import ModelPool  # noqa: E402
 from sparta.backends.hf.precision import MIN_SPEEDUP, SCORE_TOLERANCE, Measurements, decide  # noqa: E402
 from sparta.config import LoraConfig, PoolConfig  # noqa: E402
+from sparta.provisioning import resolve_model  # noqa: E402
 
 
 def _tiny():

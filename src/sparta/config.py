@@ -295,10 +295,12 @@ class PoolConfig(StrictModel):
         "member records an empty, skipped answer and the match is neither judged nor trained on)",
     )
     generation_batch_size: int = Field(
-        8,
+        32,
         ge=1,
-        description="answers generated per forward batch; larger: faster on wide hardware, more memory. "
-        "Measured on 2 CPU cores: 15 tok/s at 1, 85 tok/s at 8 (SmolLM2)",
+        description="answers generated per forward batch, every member's requests together (each row with its own "
+        "adapter); larger: faster on wide hardware, more memory (the KV cache grows with batch x length), coarser "
+        "resume checkpoints. Ours: 32, where mixed batches measured 2x per-member batches of 8 on 2 CPU cores "
+        "(benchmarks/README.md)",
     )
     engine: str = Field(
         "hf",
@@ -357,7 +359,10 @@ class JudgeConfig(StrictModel):
         "the response, no prompt). Measure with sparta judge-check before trusting one",
     )
     batch_size: int = Field(
-        8, ge=1, description="judge requests per forward batch; larger: faster on wide hardware, more memory"
+        8,
+        ge=1,
+        description="judge requests per forward batch, every judge's together (each row with its own adapter); "
+        "larger: faster on wide hardware, more memory (likelihood: batch x response tokens x vocabulary logits)",
     )
     max_new_tokens: int = Field(
         32,

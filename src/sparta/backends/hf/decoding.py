@@ -15,6 +15,9 @@ import torch
 from sparta.backends.hf.forward import PrefixPlan, Running
 from sparta.backends.hf.sampling import next_tokens, uniform_draws
 
+COMPACT_SHARE = 0.25
+"""Finished rows are dropped from the batch once they make up this share of it."""
+
 
 @dataclass(frozen=True)
 class DecodeRow:
@@ -44,24 +47,27 @@ def decode(model, rows: Sequence[DecodeRow], pad_id: int, plan: PrefixPlan | Non
 
 
 def _decode_loop(running: Running, logits: torch.Tensor, rows: Sequence[DecodeRow]) -> list[list[int]]:
+    """Sample, append, stop rows; finished rows leave the batch once they are ``COMPACT_SHARE`` of it (each
+    removal copies the whole KV cache; until then a finished row is fed along and its tokens are ignored)."""
     device = logits.device
     steps = max(r.max_new_tokens for r in rows)
     draws = uniform_draws([r.seed for r in rows], steps).to(device)
     temperature = torch.tensor([r.temperature for r in rows], dtype=torch.float32, device=device)
     top_p = torch.tensor([r.top_p for r in rows], dtype=torch.float64, device=device)
     out: list[list[int]] = [[] for _ in rows]
+    done = [False] * len(rows)
     active = list(range(len(rows)))  # batch position -> row
     for step in range(steps):
         index = torch.tensor(active, device=device)
         tokens = next_tokens(logits, temperature[index], top_p[index], draws[index, step])
-        still = []
-        for position, (row, token) in enumerate(zip(active, tokens.tolist())):
-            out[row].append(token)
-            if token not in rows[row].stop_ids and len(out[row]) < rows[row].max_new_tokens:
-                still.append(position)
+        for row, token in zip(active, tokens.tolist()):
+            if not done[row]:
+                out[row].append(token)
+                done[row] = token in rows[row].stop_ids or len(out[row]) == rows[row].max_new_tokens
+        still = [position for position, row in enumerate(active) if not done[row]]
         if not still:
             break
-        if len(still) < len(active):
+        if len(active) - len(still) >= max(1, COMPACT_SHARE * len(active)):
             running.keep_rows(still)
             tokens = tokens[still]
             active = [active[p] for p in still]

@@ -129,18 +129,24 @@ def _batches(rows: Sequence[_Row], base_of: dict[str, int], batch_size: int) -> 
 class _BatchedJudge:
     """Turns requests into rows (``_rows``), runs mixed-judge batches (``_score_batch``), restores request order.
 
-    ``min_shared_fraction``: a batch is computed as shared prefixes plus suffixes when that spares at least this
-    share of its tokens (docs/judges.md: measured faster), else in one pass; above 1 never.
+    A batch is computed as shared prefixes plus suffixes (a second pass) when that spares at least
+    ``min_shared_fraction`` of its tokens and ``min_shared_work`` parameter x tokens, else in one pass. Measured on
+    SmolLM2 (benchmarks/README.md) the split is faster; on a model so small that a token costs less than the pass's
+    fixed overhead (the tiny test models) it is slower, hence the second bound.
     """
 
     min_shared_fraction = 0.1
+    min_shared_work = 1e9
 
     def __init__(self, pool: ModelPool, judge: JudgeConfig) -> None:
         self.pool = pool
         self.config = judge
         self._encoders: dict[str, JudgeEncoder] = {}
+        self._sizes: dict[str, int] = {}
+        self.row_tokens = 0
+        """Tokens of every row scored so far, each row counted whole."""
         self.spared_tokens = 0
-        """Tokens not computed again thanks to shared prefixes, over every call so far."""
+        """Of those, the tokens not computed again thanks to shared prefixes."""
 
     def encoder(self, member: str) -> JudgeEncoder:
         if member not in self._encoders:
@@ -171,10 +177,20 @@ class _BatchedJudge:
     def _plan(self, batch: Sequence[_Row]) -> PrefixPlan | None:
         plan = plan_prefixes([r.ids for r in batch], [(r.judge, r.share) for r in batch], [r.tail for r in batch])
         total = sum(len(r.ids) for r in batch)
+        self.row_tokens += total
         if plan is None or plan.saved_tokens < self.min_shared_fraction * total:
+            return None
+        if plan.saved_tokens * self._parameters(batch[0].judge) < self.min_shared_work:
             return None
         self.spared_tokens += plan.saved_tokens
         return plan
+
+    def _parameters(self, member: str) -> int:
+        """Parameters of the base ``member`` judges with (adapters left out): the work one token costs."""
+        if member not in self._sizes:
+            model = next(model for _, model, members in self.pool.bases() if member in members)
+            self._sizes[member] = sum(p.numel() for name, p in model.named_parameters() if "lora_" not in name)
+        return self._sizes[member]
 
     def _tails(self, model, batch: Sequence[_Row]) -> torch.Tensor:
         """The logits of every row's last ``max(tail)`` positions, (rows, max tail, vocab)."""

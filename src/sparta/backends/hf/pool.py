@@ -89,10 +89,12 @@ def _load_base(path: Path, pool: PoolConfig, tokenizer: PreTrainedTokenizerBase)
 
 
 def _say_choice(name: str, choice: Any) -> None:
-    from sparta.backends.hf.models import _say
+    from rich.console import Console
+    from rich.markup import escape
 
     how = "cached measurement" if choice.cached else "measured now"
-    _say(f"pool.dtype auto for {name} on {choice.key['machine']}: {choice.dtype} ({choice.reason}; {how})")
+    message = f"pool.dtype auto for {name} on {choice.key['machine']}: {choice.dtype} ({choice.reason}; {how})"
+    Console(stderr=True).print(f"[bold]sparta[/bold]: {escape(message)}")
 
 
 def _peft_lora(lora: LoraConfig) -> PeftLoraConfig:

@@ -246,7 +246,7 @@ def cache_key(path: Path, device: torch.device) -> dict[str, str]:
 
 
 def _cache_file(key: dict[str, str]) -> Path:
-    from sparta.backends.hf.models import cache_dir
+    from sparta.provisioning import cache_dir
 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return cache_dir() / "precision" / f"{digest}.json"

@@ -69,6 +69,7 @@ class RowAdapters:
         self.runs: Runs = []
         self._hooks: list[Any] = []
         self._sliced = False
+        self._layers: list[Any] | None = None
 
     def use(self, adapters: Sequence[str]) -> None:
         """Route row i through ``adapters[i]`` until the next call."""
@@ -90,9 +91,12 @@ class RowAdapters:
             self._hooks = [layer.register_forward_pre_hook(hook, with_kwargs=True) for layer in self._tuner_layers()]
 
     def _tuner_layers(self) -> list[Any]:
+        """The model's LoRA (tuner) layers, found once per batch."""
         from peft.tuners.tuners_utils import BaseTunerLayer
 
-        return [m for m in self.model.modules() if isinstance(m, BaseTunerLayer)]
+        if self._layers is None:
+            self._layers = [m for m in self.model.modules() if isinstance(m, BaseTunerLayer)]
+        return self._layers
 
     def release(self) -> None:
         """Remove the hooks and give PEFT its adapters back."""
