@@ -16,6 +16,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from sparta.config import ConfigError, load_config
+from sparta.cpu_threads import ThreadPlan, prepare_cpu_threads
 from sparta.errors import SpartaError
 from sparta.report.console import RichReporter, console, leaderboard_table, rows_table
 
@@ -46,17 +47,17 @@ app = typer.Typer(
 SetOption = typer.Option(None, "--set", help="Override a configuration field: section.field=value (repeatable).")
 
 
-@app.callback()
-def _start(ctx: typer.Context) -> None:
-    """Before any command imports torch: thread count from the CPUs this process may use, idle threads that sleep."""
-    from sparta.cpu_threads import prepare_cpu_threads
+_threads: list[ThreadPlan] = []  # what the callback chose, for the commands that report it
 
-    ctx.obj = prepare_cpu_threads()
+
+@app.callback()
+def _start() -> None:
+    """Before any command imports torch: thread count from the CPUs this process may use, idle threads that sleep."""
+    _threads[:] = [prepare_cpu_threads()]
 
 
 def _say_threads() -> None:
-    plan = click.get_current_context().find_root().obj
-    if plan is not None:
+    for plan in _threads:
         console.print(f"[dim]{plan.describe()}[/dim]")
 
 
