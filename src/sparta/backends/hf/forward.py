@@ -1,8 +1,8 @@
 """Forward passes over a batch whose rows each carry their own member's LoRA adapter, with a KV cache.
 
-Members on one base share every weight but their adapters, so one batch serves them all: PEFT applies each row's
-adapter to that row (``adapter_names``). Rows are left-padded; position ids restart at 0 on every row's first
-real token, so padding changes nothing but floating-point rounding.
+Members on one base share every weight but their adapters, so one batch serves them all, each row through its
+own adapter (``row_adapters``). Rows are left-padded; position ids restart at 0 on every row's first real token,
+so padding changes nothing but floating-point rounding.
 
 A batch may also share prefixes: rows with the same key (the same judge reading two answers to the same
 instruction) whose token ids begin alike are computed as one prefix pass per group, its KV cache copied to

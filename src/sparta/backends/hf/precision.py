@@ -31,6 +31,8 @@ from typing import Any
 import torch
 
 from sparta.config import JudgeConfig, MemberConfig
+from sparta.provisioning import cache_dir
+from sparta.rundir import atomic_write_text
 
 MIN_SPEEDUP = 1.2
 """bf16 must be at least this many times faster than fp32 (matmul probe and forward probe) to be considered."""
@@ -66,6 +68,8 @@ class Measurements:
 
 @dataclass(frozen=True)
 class DtypeChoice:
+    """What ``auto`` chose, why, from which numbers; ``cached``: read from the model cache, not measured now."""
+
     dtype: str
     reason: str
     measurements: Measurements
@@ -217,14 +221,14 @@ def machine_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
-                bf16 = sorted({f for f in flags.split() if "bf16" in f or f.startswith("amx")})
-                return f"{line.split(':', 1)[1].strip()} [{' '.join(bf16) or 'no bf16 flags'}]"
-    except (OSError, StopIteration):
-        pass
-    return platform.processor() or platform.machine()
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+    except OSError:
+        fields = {}
+    fields = {name.strip(): value.strip() for name, value in fields.items()}
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    bf16 = sorted({f for f in fields.get("flags", "").split() if "bf16" in f or f.startswith("amx")})
+    return f"{fields['model name']} [{' '.join(bf16) or 'no bf16 flags'}]"
 
 
 def model_fingerprint(path: Path) -> str:
@@ -246,8 +250,6 @@ def cache_key(path: Path, device: torch.device) -> dict[str, str]:
 
 
 def _cache_file(key: dict[str, str]) -> Path:
-    from sparta.provisioning import cache_dir
-
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return cache_dir() / "precision" / f"{digest}.json"
 
@@ -263,8 +265,6 @@ def _read_cached(key: dict[str, str]) -> DtypeChoice | None:
 
 
 def _write_cached(choice: DtypeChoice) -> None:
-    from sparta.rundir import atomic_write_text
-
     target = _cache_file(choice.key)
     target.parent.mkdir(parents=True, exist_ok=True)
     record = {
