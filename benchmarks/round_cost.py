@@ -1,20 +1,25 @@
-"""What one SPARTA round costs on this machine: generation, judging, pool memory, and how close to the CPU's peak.
+"""What a SPARTA round costs on this machine, the per-member path before mixed batches beside today's, in one run.
 
-A measurement, not a test: it prints a table per model (and ``--json PATH``), marks each target PASS or FAIL,
-and always exits 0. See benchmarks/README.md for what every number means and a recorded run.
+A measurement, not a test (always exits 0): it prints one table with PASS/FAIL next to each target of issue 11
+and writes every number with ``--json PATH``. Sections (all by default):
 
-    python benchmarks/round_cost.py                  # tiny-llama and smollm2-135m-instruct (a few minutes)
-    python benchmarks/round_cost.py --quick          # tiny-llama only, small settings (seconds)
-    python benchmarks/round_cost.py --models smollm2-135m-instruct --batch 8 --json cost.json
-    python benchmarks/round_cost.py --dpo --models smollm2-135m-instruct   # the DPO section alone (dpo_cost.py)
+    answering  M members x R requests, fixed-length answers: per-member batches (baseline.py) vs mixed batches;
+               and how many answers stay identical when the batches are composed differently (fp32)
+    judging    the likelihood and logprob judges on every match's judge requests: per-member batches vs mixed
+               batches without and with shared prefixes; judgments/s and the largest score difference
+    precision  pool.dtype auto's probe on this machine: what it measures and picks
+    round      one demo round (answer, judge, train) in fresh processes: old path and threads vs new
+    shared     the new demo round again beside another CPU-bound process (--neighbour), against its quiet time
+    dpo        where a member's DPO time goes, TRL's own reference pass beside ours (dpo_cost.py)
 
-FLOPs of one forward pass over a sequence (stated again in the output):
-    2 * P_body * T_fed + 2 * P_head * T_logits + 2 * L * d_attn * T * (T + 1)
-P_body: every parameter but the input embedding and the output head (the active LoRA adapter included);
-P_head: the output head (vocab x hidden, counted even when tied to the embedding); T_fed: tokens fed through the
-body; T_logits: positions whose logits are computed; L: layers; d_attn: query heads x head size; T: the
-sequence's final length (the last term is QK^T and AV over the causal prefix). Only useful work is counted:
-padding and rows that already finished inside a batch are not.
+    python benchmarks/round_cost.py                       # SmolLM2, issue 11's sizes (about 15 min on 2 quiet cores)
+    python benchmarks/round_cost.py --quick               # tiny-llama, small sizes: a smoke test (about 2 min)
+    python benchmarks/round_cost.py --sections answering judging --json cost.json
+    python benchmarks/round_cost.py --dpo                 # the DPO section alone (--sections dpo)
+    python benchmarks/round_cost.py --basics              # also basics.py's tables (batch 1 vs N, memory, FLOP/s)
+
+This process starts torch as the ``sparta`` command does (cpu_threads.prepare_cpu_threads), so the answering and
+judging ratios are the batching alone; the round children add the thread settings. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -24,529 +29,228 @@ import datetime
 import json
 import os
 import platform
-import resource
-import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import torch
+from sparta.cpu_threads import prepare_cpu_threads
 
-from dpo_cost import bench_dpo, print_dpo
-from sparta.backends.base import JUDGES
-from sparta.backends.hf.generation import generate
-from sparta.backends.hf.pool import ModelPool
-from sparta.backends.hf.probes import judge_check
-from sparta.config import JudgeConfig, LoraConfig, MemberConfig, PoolConfig, SamplingConfig
-from sparta.judge_prompt import judge_instruction
-from sparta.provisioning import resolve_model
-from sparta.records import Instruction, JudgeRequest, Response
-from sparta.tasks import procedural_instructions
+THREADS = prepare_cpu_threads()  # before torch starts its thread pool
 
-DEFAULT_MODELS = ["tiny-llama", "smollm2-135m-instruct"]
-JUDGE_TYPES = ["logprob", "generate", "likelihood"]
-MEMBER = "bench"
-POOL_MEMBERS = 4
-FLOP_FORMULA = "2*P_body*T_fed + 2*P_head*T_logits + 2*L*d_attn*T*(T+1)"
+import torch  # noqa: E402
 
-TARGET_GEN_SPEEDUP = 3.0
-TARGET_JUDGE_SPEEDUP = 10.0
-TARGET_POOL_MEMORY = 1.3
+from cpu_sharing import demo_round, outside_steps_share  # noqa: E402
+from dpo_cost import bench_dpo, print_dpo  # noqa: E402
+from mixed_batches import answering, judging, match_requests, member_pool  # noqa: E402
+from sparta.config import JudgeConfig, PoolConfig  # noqa: E402
+from sparta.tasks import procedural_instructions  # noqa: E402
+
+SECTIONS = ("answering", "judging", "precision", "round", "shared", "dpo")
+TARGET_ANSWERING = 2.0
+"""Mixed batches: at least 2x the tokens/s of per-member batching (4 SmolLM2 members, 32 requests each)."""
+TARGET_JUDGING = 1.5
+TARGET_SCORE_GAP = 1e-4
+TARGET_ROUND = 0.5
+"""A full demo round in at most half the wall time of the old path."""
+TARGET_SHARED = 2.5
+"""A demo round beside one other CPU-bound process in at most 2.5x its quiet time."""
+TARGET_DPO_OUTSIDE = 0.2
 
 _STARTED = time.perf_counter()
 
 
 def stage(text: str) -> None:
-    """Say what is being measured (stderr, so the tables on stdout stay clean)."""
     print(f"[{time.perf_counter() - _STARTED:7.1f} s] {text}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------------- peak matmul
-
-
-def matmul_gflops(size: int, reps: int) -> list[float]:
-    """GFLOP/s of ``reps`` fp32 (size x size) @ (size x size) products, after one warm-up product."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.matmul(a, b)
-    rates = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
-    return rates
-
-
-# --------------------------------------------------------------------------------------------- the cost model
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What the FLOP formula needs to know about one model (with one LoRA adapter active)."""
-
-    p_body: int
-    p_head: int
-    layers: int
-    d_attn: int
-
-    def flops(self, fed: int, logits: int, length: int) -> float:
-        """FLOPs of processing one sequence of final length ``length`` (formula in the module docstring)."""
-        attention = 2.0 * self.layers * self.d_attn * length * (length + 1)
-        return 2.0 * self.p_body * fed + 2.0 * self.p_head * logits + attention
-
-
-def model_shape(pool: ModelPool, member: str) -> Shape:
-    """Parameter counts of the shared base plus ``member``'s adapter; the other members' adapters sit idle."""
-    model = pool.model(member)
-    head = model.get_output_embeddings().weight
-    embed = model.get_input_embeddings().weight
-    skip = {head.data_ptr(), embed.data_ptr()}
-    body = 0
-    for name, param in model.named_parameters():
-        if param.data_ptr() in skip or ("lora_" in name and f".{member}." not in name):
-            continue
-        body += param.numel()
-    config = model.get_base_model().config
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return Shape(body, head.numel(), config.num_hidden_layers, config.num_attention_heads * head_dim)
-
-
-def _ids(tokenizer, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def generation_flops(shape: Shape, responses: Sequence[Response]) -> float:
-    """Prefill of the prompt, then one step per new token but the last; logits once per new token."""
-    total = 0.0
-    for r in responses:
-        p, n = r.meta["prompt_tokens"], r.meta["new_tokens"]
-        total += shape.flops(p + max(n - 1, 0), n, p + n)
-    return total
-
-
-def _logprob_flops(pool: ModelPool, judge, shape: Shape, requests: Sequence[JudgeRequest], _judged) -> float:
-    tokens = judge.tokens(MEMBER)
-    extra, keep = (1, 2) if tokens.split_ten else (0, 1)
-    total = 0.0
-    for r in requests:
-        prompt = pool.prompt_text(MEMBER, judge_instruction(r.instruction.text, r.response.text)) + tokens.prefix
-        t = len(_ids(pool.tokenizer(MEMBER), prompt)) + extra
-        total += shape.flops(t, keep, t)
-    return total
-
-
-def _generate_flops(pool: ModelPool, judge, shape: Shape, requests: Sequence[JudgeRequest], judged) -> float:
-    tok, cap = pool.tokenizer(MEMBER), judge.config.max_new_tokens
-    total = 0.0
-    for r, j in zip(requests, judged):
-        p = len(_ids(tok, pool.prompt_text(MEMBER, judge_instruction(r.instruction.text, r.response.text))))
-        n = min(len(_ids(tok, j.raw or "")) + 1, cap)  # the reply plus its end-of-turn token
-        total += shape.flops(p + n - 1, n, p + n)
-    return total
-
-
-def _likelihood_flops(pool: ModelPool, judge, shape: Shape, requests: Sequence[JudgeRequest], _judged) -> float:
-    tok, cap = pool.tokenizer(MEMBER), judge.config.max_response_tokens
-    total = 0.0
-    for r in requests:
-        if not r.response.text.strip():
-            continue
-        context = len(_ids(tok, pool.prompt_text(MEMBER, r.instruction.text)))
-        targets = min(len(_ids(tok, r.response.text)), cap) + 1
-        total += shape.flops(context + targets, targets + 1, context + targets)
-    return total
-
-
-JUDGE_FLOPS: dict[str, Callable[..., float]] = {
-    "logprob": _logprob_flops,
-    "generate": _generate_flops,
-    "likelihood": _likelihood_flops,
-}
-
-
-# --------------------------------------------------------------------------------------------- generation
-
-
-def _pool(model: str, max_new_tokens: int, batch: int) -> ModelPool:
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens)  # the pipeline's default temperature and top_p
-    config = PoolConfig(
-        members=[MemberConfig(name=MEMBER, model=model)], sampling=sampling, generation_batch_size=batch
-    )
-    return ModelPool(config, LoraConfig(), seed=0)
-
-
-def _force_length(pool: ModelPool, tokens: int | None) -> None:
-    """Make every generation exactly max_new_tokens long (end-of-sequence suppressed) or undo it (None).
-
-    ``generate`` passes its own GenerationConfig; transformers fills the fields it leaves unset, such as
-    ``min_new_tokens``, from the model's generation config.
-    """
-    pool.model(MEMBER).get_base_model().generation_config.min_new_tokens = tokens
-
-
-def _timed_generation(pool: ModelPool, requests, seed: int, batch: int) -> tuple[list[Response], float]:
-    start = time.perf_counter()
-    responses = generate(pool, requests, seed, batch_size=batch)
-    return responses, time.perf_counter() - start
-
-
-def bench_generation(pool: ModelPool, shape: Shape, instructions: list[Instruction], batch: int, peak: float) -> dict:
-    """Tokens/s at batch 1 and at ``batch`` on the same prompts, fixed length, after a warm-up."""
-    requests = [(MEMBER, i) for i in instructions]
-    max_new = pool.config.sampling.max_new_tokens
-    _force_length(pool, max_new)
-    try:
-        generate(pool, requests[:2], seed=99, batch_size=2)  # warm-up: first-call allocations, padded batches
-        runs = {}
-        for label, size in (("batch_1", 1), (f"batch_{batch}", batch)):
-            responses, seconds = _timed_generation(pool, requests, seed=0, batch=size)
-            new = sum(r.meta["new_tokens"] for r in responses)
-            flops = generation_flops(shape, responses)
-            runs[label] = {
-                "batch_size": size,
-                "seconds": seconds,
-                "new_tokens": new,
-                "tokens_per_s": new / seconds,
-                "fixed_length": all(r.meta["new_tokens"] == max_new for r in responses),
-                "gflops_per_s": flops / seconds / 1e9,
-                "fraction_of_peak": flops / seconds / 1e9 / peak,
-                "responses": responses,
-            }
-    finally:
-        _force_length(pool, None)
-    one, many = runs["batch_1"], runs[f"batch_{batch}"]
-    return {
-        "prompts": len(requests),
-        "max_new_tokens": max_new,
-        "mean_prompt_tokens": statistics.fmean(r.meta["prompt_tokens"] for r in one["responses"]),
-        "batch_1": one,
-        "batched": many,
-        "speedup": many["tokens_per_s"] / one["tokens_per_s"],
-    }
-
-
-# --------------------------------------------------------------------------------------------- judging
-
-
-def _judge_requests(instructions: list[Instruction], responses: Sequence[Response]) -> list[JudgeRequest]:
-    by_id = {i.id: i for i in instructions}
-    return [JudgeRequest(MEMBER, by_id[r.instruction_id], r) for r in responses]
-
-
-def bench_judge(
-    pool: ModelPool, shape: Shape, judge_type: str, requests: list[JudgeRequest], batch: int, peak: float
-) -> dict:
-    """Judgments/s of one judge type on the given requests, after a warm-up on two of them."""
-    judge = JUDGES.get(judge_type)(pool, JudgeConfig(type=judge_type, batch_size=batch))
-    judge.score(requests[:2])  # warm-up: also finds the judge's turn-end and score tokens once
-    start = time.perf_counter()
-    judged = judge.score(requests)
-    seconds = time.perf_counter() - start
-    flops = JUDGE_FLOPS[judge_type](pool, judge, shape, requests, judged)
-    return {
-        "judgments": len(judged),
-        "seconds": seconds,
-        "judgments_per_s": len(judged) / seconds,
-        "failures": sum(j.score is None for j in judged),
-        "gflops_per_s": flops / seconds / 1e9,
-        "fraction_of_peak": flops / seconds / 1e9 / peak,
-    }
-
-
-def probe_accuracy(pool: ModelPool, batch: int, per_kind: int) -> dict[str, dict]:
-    """judge_check's overall pairwise accuracy (and per kind) for every judge type; 0.5 is a coin."""
-    rows = judge_check(pool, JUDGE_TYPES, JudgeConfig(batch_size=batch), n_per_kind=per_kind, seed=0)
-    keep = ("overall", "failures", "judgments", "judgments_per_s")
-    out = {}
-    for row in rows:
-        kinds = {k: v for k, v in row.items() if k not in (*keep, "judge_type", "judge", "seconds")}
-        out[row["judge_type"]] = {**{k: row[k] for k in keep}, "by_kind": kinds}
-    return out
-
-
-# --------------------------------------------------------------------------------------------- memory (child processes)
-
-
-def _param_bytes(model: torch.nn.Module) -> tuple[int, int]:
-    """(base bytes, LoRA adapter bytes), each tensor counted once even when tied."""
-    seen, base, adapters = set(), 0, 0
-    for name, param in model.named_parameters():
-        if param.data_ptr() in seen:
-            continue
-        seen.add(param.data_ptr())
-        size = param.numel() * param.element_size()
-        if "lora_" in name:
-            adapters += size
-        else:
-            base += size
-    return base, adapters
-
-
-def _child_single(model_name: str, instruction: Instruction) -> dict:
-    """One plain transformers model: load it, generate a few tokens."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = resolve_model(model_name)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True).eval()
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": instruction.text}], tokenize=False, add_generation_prompt=True
-    )
-    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
-    with torch.inference_mode():
-        model.generate(**inputs, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    base, adapters = _param_bytes(model)
-    return {"base_bytes": base, "adapter_bytes": adapters}
-
-
-def _child_pool(model_name: str, members: int, instruction: Instruction) -> dict:
-    """A pool of ``members`` LoRA members on one base: load it, one generation per member."""
-    names = [f"m{i}" for i in range(members)]
-    config = PoolConfig(
-        members=[MemberConfig(name=n, model=model_name) for n in names],
-        sampling=SamplingConfig(temperature=0, max_new_tokens=8),
-    )
-    pool = ModelPool(config, LoraConfig(), seed=0)
-    generate(pool, [(n, instruction) for n in names], seed=0, batch_size=1)
-    base, adapters = _param_bytes(pool.bases()[0][1])
-    return {"base_bytes": base, "adapter_bytes": adapters}
-
-
-def peak_rss_bytes() -> int:
-    """This process's own peak RSS: VmHWM of /proc/self/status where there is one, else ru_maxrss.
-
-    On Linux ru_maxrss is not enough for a child: execve records the peak of the address space it replaces,
-    which is the parent's when the child was forked (or vforked) from a large process.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
-
-def run_child(model_name: str, members: int) -> None:
-    """Child process body: members -1 imports only, 0 one plain model, n a pool of n members. Prints JSON."""
-    instruction = procedural_instructions(1, seed=0)[0]
-    if members < 0:
-        result = {"base_bytes": 0, "adapter_bytes": 0}
-    elif members == 0:
-        result = _child_single(model_name, instruction)
-    else:
-        result = _child_pool(model_name, members, instruction)
-    result["max_rss_bytes"] = peak_rss_bytes()
-    result["ru_maxrss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    print(json.dumps(result))
-
-
-def measure_child(model_name: str, members: int, threads: int) -> dict:
-    """Peak RSS of a fresh process (so nothing measured earlier in this one inflates it)."""
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child-model",
-        model_name,
-        "--child-members",
-        str(members),
-        "--threads",
-        str(threads),
-    ]
-    done = subprocess.run(cmd, check=False, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"memory child {cmd[2:]} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def bench_memory(model_name: str, threads: int) -> dict:
-    imports = measure_child(model_name, -1, threads)
-    single = measure_child(model_name, 0, threads)
-    pooled = measure_child(model_name, POOL_MEMBERS, threads)
-    return {
-        "members": POOL_MEMBERS,
-        "imports_rss_bytes": imports["max_rss_bytes"],
-        "single_rss_bytes": single["max_rss_bytes"],
-        "pool_rss_bytes": pooled["max_rss_bytes"],
-        "ratio": pooled["max_rss_bytes"] / single["max_rss_bytes"],
-        "ru_maxrss_bytes": {
-            "imports": imports["ru_maxrss_bytes"],
-            "single": single["ru_maxrss_bytes"],
-            "pool": pooled["ru_maxrss_bytes"],
-        },
-        "single_param_bytes": single["base_bytes"],
-        "pool_base_bytes": pooled["base_bytes"],
-        "pool_adapter_bytes": pooled["adapter_bytes"],
-        "param_ratio": (pooled["base_bytes"] + pooled["adapter_bytes"]) / single["base_bytes"],
-    }
-
-
-# --------------------------------------------------------------------------------------------- one model
-
-
-def bench_model(model_name: str, args: argparse.Namespace, peak: float) -> dict:
-    started = time.perf_counter()
-    stage(f"{model_name}: loading")
-    pool = _pool(model_name, args.max_new_tokens, args.batch)
-    shape = model_shape(pool, MEMBER)
-    instructions = procedural_instructions(args.batch, seed=args.seed)
-    stage(f"{model_name}: generation, batch 1 then batch {args.batch}")
-    gen = bench_generation(pool, shape, instructions, args.batch, peak)
-    responses = gen["batch_1"]["responses"] + gen["batched"]["responses"]
-    requests = _judge_requests(instructions, responses)
-    judges = {}
-    for judge_type in JUDGE_TYPES:
-        stage(f"{model_name}: {judge_type} judge on {len(requests)} responses")
-        judges[judge_type] = bench_judge(pool, shape, judge_type, requests, args.batch, peak)
-    stage(f"{model_name}: judge-check, {args.probes} probes per kind")
-    accuracy = probe_accuracy(pool, args.batch, args.probes)
-    del pool
-    stage(f"{model_name}: peak memory in fresh processes (imports only, 1 model, {POOL_MEMBERS}-member pool)")
-    memory = bench_memory(model_name, torch.get_num_threads())
-    for run in (gen["batch_1"], gen["batched"]):
-        run.pop("responses")
-    return {
-        "model": model_name,
-        "shape": asdict(shape),
-        "gflop_per_generated_token": (2 * shape.p_body + 2 * shape.p_head) / 1e9,
-        "generation": gen,
-        "judges": judges,
-        "judge_speedup": judges["logprob"]["judgments_per_s"] / judges["generate"]["judgments_per_s"],
-        "probe_accuracy": accuracy,
-        "memory": memory,
-        "seconds": time.perf_counter() - started,
-    }
-
-
-# --------------------------------------------------------------------------------------------- output
 
 
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def _mb(n: int) -> str:
-    return f"{n / 2**20:,.1f} MiB"
+def section_answering_judging(args: argparse.Namespace, sections: set[str]) -> dict:
+    stage(f"{args.model}: {args.members} members")
+    pool = member_pool(args.model, args.members, args.max_new_tokens)
+    instructions = procedural_instructions(args.requests, seed=args.seed)
+    requests = [(member, instruction) for instruction in instructions for member in pool.members]
+    stage(f"answering: {len(requests)} requests x {args.max_new_tokens} tokens, old batch {args.old_batch}")
+    answered = answering(pool, requests, args.old_batch, args.batch)
+    result = {"answering": {k: v for k, v in answered.items() if k != "responses"}}
+    if "judging" in sections:
+        judge_requests = match_requests(instructions, answered["responses"])
+        for judge_type in ("likelihood", "logprob"):
+            stage(f"judging ({judge_type}): {len(judge_requests)} requests")
+            batches = (args.old_batch, args.judge_batch)
+            result[f"judging_{judge_type}"] = judging(pool, judge_requests, judge_type, *batches, args.reps)
+    return result
 
 
-def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
-    """(metric, value, target, verdict) rows for one model."""
-    g, j, m = result["generation"], result["judges"], result["memory"]
-    b = g["batched"]["batch_size"]
-    fixed = "fixed length" if g["batch_1"]["fixed_length"] and g["batched"]["fixed_length"] else "NOT fixed length"
-    rows = [
-        (
-            "gen tok/s, batch 1",
-            f"{g['batch_1']['tokens_per_s']:.1f}",
-            f"{g['prompts']} prompts x {g['max_new_tokens']} new, {fixed}",
-            "",
-        ),
-        (f"gen tok/s, batch {b}", f"{g['batched']['tokens_per_s']:.1f}", "", ""),
-        (
-            f"gen speedup batch {b} / batch 1",
-            f"{g['speedup']:.3f}x",
-            f">= {TARGET_GEN_SPEEDUP:g}x",
-            _verdict(g["speedup"] >= TARGET_GEN_SPEEDUP),
-        ),
-    ]
-    for t in JUDGE_TYPES:
-        fails = f", {j[t]['failures']} unparsed" if j[t]["failures"] else ""
-        rows.append((f"judgments/s, {t}", f"{j[t]['judgments_per_s']:.2f}", f"{j[t]['judgments']} pairs{fails}", ""))
-    rows.append(
-        (
-            "judge speedup logprob / generate",
-            f"{result['judge_speedup']:.3f}x",
-            f">= {TARGET_JUDGE_SPEEDUP:g}x",
-            _verdict(result["judge_speedup"] >= TARGET_JUDGE_SPEEDUP),
-        )
-    )
-    for t, acc in result["probe_accuracy"].items():
+def section_precision(args: argparse.Namespace) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sparta.backends.hf import precision
+    from sparta.provisioning import resolve_model
+
+    stage(f"precision probe on {args.model}")
+    path = resolve_model(args.model)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    start = time.perf_counter()
+    measured, _ = precision.measure(model, AutoTokenizer.from_pretrained(path))
+    seconds = time.perf_counter() - start
+    dtype, reason = precision.decide(measured)
+    machine = precision.machine_name(torch.device("cpu"))
+    return {"dtype": dtype, "reason": reason, "machine": machine, "seconds": seconds, **measured.__dict__}
+
+
+def section_rounds(args: argparse.Namespace, sections: set[str]) -> dict:
+    model = None if args.model == "smollm2-135m-instruct" else args.model
+    out: dict = {}
+    if "round" in sections:
+        stage("demo round, old path (per-member batches, torch's default threads)")
+        out["old"] = demo_round("old", model, args.round_instructions)
+    stage("demo round, new path, quiet")
+    out["new"] = demo_round("new", model, args.round_instructions)
+    if "shared" in sections:
+        stage(f"demo round, new path, beside a {args.neighbour} neighbour")
+        out["shared"] = demo_round("new", model, args.round_instructions, beside=args.neighbour)
+    return out
+
+
+def table_rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """(metric, old, new, ratio, target, verdict) rows."""
+    rows = []
+    if "answering" in result:
+        a = result["answering"]
+        note = f"{a['requests']} x {a['max_new_tokens']} tok" + ("" if a["fixed_length"] else ", NOT fixed length")
         rows.append(
-            (f"probe accuracy, {t}", f"{acc['overall']:.2f}", f"{acc['judgments'] // 2} probes, 0.5 = coin", "")
+            (
+                f"answering tok/s ({note}; batch {a['old']['batch']} -> {a['new']['batch']})",
+                f"{a['old']['tokens_per_s']:.1f}",
+                f"{a['new']['tokens_per_s']:.1f}",
+                f"{a['speedup']:.2f}x",
+                f">= {TARGET_ANSWERING:g}x",
+                _verdict(a["speedup"] >= TARGET_ANSWERING),
+            )
         )
-    rows += [
-        ("peak RSS, imports only", _mb(m["imports_rss_bytes"]), "", ""),
-        ("peak RSS, 1 model", _mb(m["single_rss_bytes"]), "", ""),
-        (f"peak RSS, {m['members']}-member LoRA pool", _mb(m["pool_rss_bytes"]), "", ""),
-        (
-            "RSS ratio pool / 1 model",
-            f"{m['ratio']:.3f}x",
-            f"<= {TARGET_POOL_MEMORY:g}x",
-            _verdict(m["ratio"] <= TARGET_POOL_MEMORY),
-        ),
-        (
-            "param bytes base + adapters",
-            f"{_mb(m['pool_base_bytes'])} + {_mb(m['pool_adapter_bytes'])}",
-            f"ratio {m['param_ratio']:.3f}x",
-            "",
-        ),
-        ("GFLOP per generated token", f"{result['gflop_per_generated_token']:.4f}", "2*(P_body+P_head)", ""),
-    ]
-    for label, run in (("gen, batch 1", g["batch_1"]), (f"gen, batch {b}", g["batched"])):
-        rows.append(
-            (f"GFLOP/s {label}", f"{run['gflops_per_s']:.2f}", f"{100 * run['fraction_of_peak']:.1f}% of peak", "")
-        )
-    for t in JUDGE_TYPES:
-        rows.append(
-            (f"GFLOP/s judge {t}", f"{j[t]['gflops_per_s']:.2f}", f"{100 * j[t]['fraction_of_peak']:.1f}% of peak", "")
-        )
+        rate = a["identical_when_recomposed"]
+        rows.append(("answers identical when batches recomposed", "", f"{rate:.1%}", "", "reported", ""))
+    for judge_type in ("likelihood", "logprob"):
+        j = result.get(f"judging_{judge_type}")
+        if j is None:
+            continue
+        ok = j["speedup"] >= TARGET_JUDGING and j["max_score_gap"] <= TARGET_SCORE_GAP
+        rows += [
+            (
+                f"{judge_type} judgments/s ({j['judgments']} in {j['new']['chunks']} round-loop chunks; "
+                f"batch {j['old']['batch']} -> {j['new']['batch']})",
+                f"{j['old']['judgments_per_s']:.2f}",
+                f"{j['new']['judgments_per_s']:.2f}",
+                f"{j['speedup']:.2f}x",
+                f">= {TARGET_JUDGING:g}x, gap <= {TARGET_SCORE_GAP:g}",
+                _verdict(ok),
+            ),
+            (
+                f"  {judge_type}: old path given every request at once",
+                f"{j['old_whole']['judgments_per_s']:.2f}",
+                f"{j['new']['judgments_per_s']:.2f}",
+                f"{j['speedup_vs_whole']:.2f}x",
+                "",
+                "",
+            ),
+            (
+                f"  {judge_type}: shared prefixes vs none ({j['spared_token_share']:.0%} tokens spared)",
+                f"{j['unshared']['judgments_per_s']:.2f}",
+                f"{j['new']['judgments_per_s']:.2f}",
+                f"{j['prefix_speedup']:.2f}x",
+                "kept if > 1",
+                "",
+            ),
+            (f"  {judge_type}: largest score gap old vs new", "", f"{j['max_score_gap']:.2e}", "", "", ""),
+        ]
+    if "precision" in result:
+        p = result["precision"]
+        rows.append((f"pool.dtype auto ({p['machine']})", "", p["dtype"], "", p["reason"], ""))
+    rows += _round_rows(result.get("rounds", {}))
     return rows
 
 
-def print_model(result: dict, peak: float) -> None:
+def _round_rows(rounds: dict) -> list[tuple[str, str, str, str, str, str]]:
+    rows = []
+    old, new, shared = rounds.get("old"), rounds.get("new"), rounds.get("shared")
+    if old and new:
+        ratio = new["round_seconds"] / old["round_seconds"]
+        rows.append(
+            (
+                f"demo round wall s ({new['instructions']} instructions, load excluded)",
+                f"{old['round_seconds']:.1f}",
+                f"{new['round_seconds']:.1f}",
+                f"{ratio:.2f}x",
+                f"<= {TARGET_ROUND:g}x",
+                _verdict(ratio <= TARGET_ROUND),
+            )
+        )
+        for stage_name in ("answering", "judging", "training"):
+            before, after = old["stage_seconds"].get(stage_name, 0.0), new["stage_seconds"].get(stage_name, 0.0)
+            rows.append((f"  {stage_name} s", f"{before:.1f}", f"{after:.1f}", f"{after / before:.2f}x", "", ""))
+    if new and shared:
+        ratio = shared["round_seconds"] / new["round_seconds"]
+        rows.append(
+            (
+                f"demo round beside a '{shared['beside']}' neighbour / quiet",
+                f"{new['round_seconds']:.1f}",
+                f"{shared['round_seconds']:.1f}",
+                f"{ratio:.2f}x",
+                f"<= {TARGET_SHARED:g}x",
+                _verdict(ratio <= TARGET_SHARED),
+            )
+        )
+    for label, run in (("old", old), ("new", new)):
+        share = outside_steps_share(run["training"]) if run else None
+        if share is not None:
+            rows.append((f"DPO time outside optimizer steps ({label})", "", f"{share:.0%}", "", "<= 20% (item 3)", ""))
+    return rows
+
+
+def print_table(result: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    threads = torch.get_num_threads()
-    title = f"{result['model']}  ({result['seconds']:.0f} s, {threads} threads; peak fp32 matmul {peak:.1f} GFLOP/s)"
-    table = Table(title=title)
-    for column in ("metric", "value", "target / note", ""):
+    table = Table(title=f"round cost: old path vs new ({result['model']}, {result['threads']})")
+    for column in ("metric", "old", "new", "new / old", "target", ""):
         table.add_column(column)
-    for metric, value, note, verdict in table_rows(result):
-        style = {"PASS": "green", "FAIL": "red"}.get(verdict, "")
-        table.add_row(metric, value, note, f"[{style}]{verdict}[/{style}]" if style else "")
-    Console().print(table)
-
-
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+    for row in table_rows(result):
+        style = {"PASS": "green", "FAIL": "red"}.get(row[-1], "")
+        table.add_row(*map(escape, row[:-1]), f"[{style}]{row[-1]}[/{style}]" if style else "")
+    Console(width=160).print(table)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--models", nargs="+", default=None, help=f"aliases or paths (default: {' '.join(DEFAULT_MODELS)})"
-    )
-    parser.add_argument("--batch", type=int, default=8, help="the pipeline's generation and judge batch size")
-    parser.add_argument("--max-new-tokens", type=int, default=48, help="generated tokens per prompt (forced)")
-    parser.add_argument("--probes", type=int, default=3, help="judge-check probes per kind (5 kinds)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch threads (default: torch's choice); on a loaded machine 1 can be much faster",
-    )
-    parser.add_argument("--matmul-size", type=int, default=2048)
-    parser.add_argument("--matmul-reps", type=int, default=5)
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="every member's model")
+    parser.add_argument("--members", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=32, help="answering: requests per member")
+    parser.add_argument("--max-new-tokens", type=int, default=48, help="answering: tokens per answer (forced)")
+    parser.add_argument("--old-batch", type=int, default=8, help="per-member batch of the old path")
+    parser.add_argument("--batch", type=int, default=PoolConfig().generation_batch_size, help="new answering batch")
+    parser.add_argument("--judge-batch", type=int, default=JudgeConfig().batch_size, help="new judging batch")
+    parser.add_argument("--round-instructions", type=int, default=None, help="demo round size (default: demo's)")
+    parser.add_argument("--neighbour", choices=["busy", "torch"], default="busy", help="the shared-CPU neighbour")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--basics", action="store_true", help="also basics.py's tables for --model and tiny-llama")
+    parser.add_argument("--reps", type=int, default=2, help="judging: interleaved repetitions, best kept")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write every number here")
-    parser.add_argument("--quick", action="store_true", help="tiny-llama only, 2 probes per kind")
-    parser.add_argument(
-        "--dpo", action="store_true", help="the DPO section alone: time outside optimizer steps (dpo_cost.py)"
-    )
-    parser.add_argument("--dpo-pairs", type=int, default=32, help="preference pairs per member in the DPO section")
-    parser.add_argument("--dpo-members", type=int, default=4, help="members trained in the DPO section (1-4)")
-    parser.add_argument("--child-model", help=argparse.SUPPRESS)
-    parser.add_argument("--child-members", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="tiny-llama, 4 requests per member, 8 tokens")
+    parser.add_argument("--dpo", action="store_true", help="the DPO section alone (the same as --sections dpo)")
+    parser.add_argument("--dpo-pairs", type=int, default=32, help="dpo: preference pairs per member")
+    parser.add_argument("--dpo-members", type=int, default=4, help="dpo: members trained (1-4)")
     args = parser.parse_args(argv)
+    if args.dpo:
+        args.sections = ["dpo"]
     if args.quick:
-        args.models = args.models or ["tiny-llama"]
-        args.probes = min(args.probes, 2)
-    args.models = args.models or list(DEFAULT_MODELS)
-    if args.batch < 2:
-        parser.error("--batch must be at least 2 (it is compared with batch 1)")
+        args.model, args.requests, args.max_new_tokens = "tiny-llama", 4, 8
+        args.round_instructions = args.round_instructions or 4
     return args
 
 
@@ -554,52 +258,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # weight-loading bars would interleave with the tables
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.child_model:
-        run_child(args.child_model, args.child_members)
-        return 0
-    load_before = _load()
-    rates = matmul_gflops(args.matmul_size, args.matmul_reps)
-    peak = max(rates)
-    print(
-        f"threads {torch.get_num_threads()}, load {load_before}, fp32 matmul {args.matmul_size}^3: "
-        f"best {peak:.1f}, median {statistics.median(rates):.1f} GFLOP/s; FLOPs = {FLOP_FORMULA}",
-        flush=True,
-    )
-    results = []
-    for name in args.models:
-        if args.dpo:
-            result = bench_dpo(name, args.dpo_pairs, args.seed, stage, args.dpo_members)
-            print_dpo(result)
-        else:
-            result = bench_model(name, args, peak)
-            print_model(result, peak)
-        results.append(result)
-    rates_after = matmul_gflops(args.matmul_size, args.matmul_reps)
-    load_after = _load()
-    print(
-        f"load after {load_after}; fp32 matmul after: best {max(rates_after):.1f}, "
-        f"median {statistics.median(rates_after):.1f} GFLOP/s",
-        flush=True,
-    )
+    hf_logging.disable_progress_bar()
+    sections = set(args.sections)
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    result: dict = {"model": args.model, "threads": THREADS.describe(), "load_before": load_before}
+    if sections & {"answering", "judging"}:
+        result.update(section_answering_judging(args, sections))
+    if "precision" in sections:
+        result["precision"] = section_precision(args)
+    if sections & {"round", "shared"}:
+        result["rounds"] = section_rounds(args, sections)
+    if "dpo" in sections:
+        result["dpo"] = bench_dpo(args.model, args.dpo_pairs, args.seed, stage, args.dpo_members)
+    result["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"load average before {load_before}, after {result['load_after']}; {THREADS.describe()}")
+    if sections - {"dpo"}:
+        print_table(result)
+    if "dpo" in result:
+        print_dpo(result["dpo"])
     if args.json:
-        report = {
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cpus": os.cpu_count(),
-            "load_before": load_before,
-            "load_after": load_after,
-            "matmul": {"size": args.matmul_size, "gflops_before": rates, "gflops_after": rates_after, "peak": peak},
-            "flop_formula": FLOP_FORMULA,
-            "settings": {k: v for k, v in vars(args).items() if not k.startswith("child") and k != "json"},
-            "models": results,
-        }
+        result["date"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        result["platform"], result["torch"] = platform.platform(), torch.__version__
+        result["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if args.basics:
+        import basics
+
+        basics.main(["--models", "tiny-llama", args.model] if args.model != "tiny-llama" else ["--quick"])
     return 0
 
 

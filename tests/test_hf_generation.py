@@ -1,4 +1,4 @@
-"""Generation: order, metadata, seeded determinism, batch-independence of greedy answers, the long-prompt policy."""
+"""Generation: order, metadata, seeds per request (an answer does not depend on its batch), the long-prompt policy."""
 
 from __future__ import annotations
 
@@ -71,6 +71,30 @@ def test_seeded_sampling_is_repeatable_and_independent_of_history(pool):
     assert [r.text for r in again] == [r.text for r in first]  # ...and is not affected by it
     reseeded = generate(pool, requests, seed=8, batch_size=4)
     assert [r.text for r in reseeded] != [r.text for r in first]
+
+
+def test_a_sampled_answer_does_not_depend_on_its_batch(pool):
+    """Each request samples from its own seed: alone, in a mixed batch, or beside other requests, same text."""
+    instructions = _instructions(6)
+    requests = [(m, x) for x in instructions for m in ("hot", "other", "greedy")]
+    mixed = generate(pool, requests, seed=3, batch_size=len(requests))
+    reordered = generate(pool, list(reversed(requests)), seed=3, batch_size=4)[::-1]
+    alone = [generate(pool, [request], seed=3, batch_size=1)[0] for request in requests[:6]]
+    assert [r.text for r in reordered] == [r.text for r in mixed]
+    assert [r.text for r in alone] == [r.text for r in mixed[:6]]
+    assert len({r.text for r in mixed if r.model == "hot"}) > 1
+
+
+def test_each_member_samples_with_its_own_settings_in_a_mixed_batch(pool):
+    requests = [(m, x) for x in _instructions(4) for m in ("hot", "greedy")]
+    mixed = generate(pool, requests, seed=0, batch_size=8)
+    for seed in (1, 2):
+        again = generate(pool, requests, seed=seed, batch_size=8)
+        greedy = [(a.text, b.text) for a, b in zip(mixed, again) if a.model == "greedy"]
+        assert all(a == b for a, b in greedy)  # temperature 0 ignores the seed
+        assert any(a.text != b.text for a, b in zip(mixed, again) if a.model == "hot")
+    assert max(r.meta["new_tokens"] for r in mixed if r.model == "hot") <= 10
+    assert any(r.meta["new_tokens"] > 10 for r in mixed if r.model == "greedy")  # its own max_new_tokens: 12
 
 
 def test_greedy_answers_do_not_depend_on_batching(pool):

@@ -99,6 +99,35 @@ def test_judges_are_batch_invariant(pool, requests):
         assert [j.score for j in batched] == pytest.approx([j.score for j in single], abs=1e-5)
 
 
+@pytest.mark.parametrize("judge_type", ["logprob", "likelihood", "generate"])
+def test_shared_prefixes_give_the_scores_of_single_passes(pool, judge_type):
+    """Two judges each reading both answers of three matches: the prefix computed once changes no score."""
+    answers = [("It is 4.", "Four."), ("The sum is 6, since 3 + 3 = 6.", "seven"), ("2", "the cat the cat")]
+    requests = [
+        JudgeRequest(judge, Instruction(f"q{k}", f"What is {k} + {k}?"), Response(f"q{k}", side, text))
+        for k, pair in enumerate(answers)
+        for judge in ("ann", "ben")
+        for side, text in zip("ab", pair)
+    ]
+    config = JudgeConfig(type=judge_type, batch_size=8, max_new_tokens=6)
+    shared = JUDGES.get(judge_type)(pool, config)
+    shared.min_shared_work = 0  # a tiny model shares no prefix by default: a token costs less than a second pass
+    judged = shared.score(requests)
+    assert shared.spared_tokens > 0
+    plain = JUDGES.get(judge_type)(pool, config)
+    plain.min_shared_fraction = float("inf")
+    alone = JUDGES.get(judge_type)(pool, config.model_copy(update={"batch_size": 1}))
+    for other in (plain.score(requests), alone.score(requests)):
+        if judge_type == "generate":
+            assert [j.raw for j in judged] == [j.raw for j in other]
+        else:
+            assert [j.score for j in judged] == pytest.approx([j.score for j in other], abs=1e-5)
+    assert plain.spared_tokens == alone.spared_tokens == 0
+    default = JUDGES.get(judge_type)(pool, config)
+    default.score(requests)
+    assert default.spared_tokens == 0
+
+
 def _hand_logprob(pool: ModelPool, judge: LogprobJudge, request: JudgeRequest) -> float:
     member = request.judge
     tokens = judge.tokens(member)

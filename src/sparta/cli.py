@@ -16,6 +16,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from sparta.config import ConfigError, load_config
+from sparta.cpu_threads import ThreadPlan, prepare_cpu_threads
 from sparta.errors import SpartaError
 from sparta.report.console import RichReporter, console, leaderboard_table, rows_table
 
@@ -44,6 +45,20 @@ app = typer.Typer(
 )
 
 SetOption = typer.Option(None, "--set", help="Override a configuration field: section.field=value (repeatable).")
+
+
+_threads: list[ThreadPlan] = []  # what the callback chose, for the commands that report it
+
+
+@app.callback()
+def _start() -> None:
+    """Before any command imports torch: thread count from the CPUs this process may use, idle threads that sleep."""
+    _threads[:] = [prepare_cpu_threads()]
+
+
+def _say_threads() -> None:
+    for plan in _threads:
+        console.print(f"[dim]{plan.describe()}[/dim]")
 
 
 _CUT_COLUMNS = ("truncated_answers", "pairs_dropped_truncated", "pairs_too_long")
@@ -94,6 +109,7 @@ def run(
     if resume and not (out / "state.json").exists():
         _fail(f"--resume: {out} holds no run (no state.json)")
     cfg = load_config(config, overrides or [])
+    _say_threads()
     start = time.perf_counter()
     run_loop(cfg, out, RichReporter())
     _print_run_summary(out, time.perf_counter() - start)
@@ -365,6 +381,7 @@ def demo(
 
     start = time.perf_counter()
     cfg = demo_config(overrides or [])
+    _say_threads()
     chosen = resumed_judge_type(out)
     if chosen is None:
         console.rule("judge-check")

@@ -292,7 +292,9 @@ class PoolConfig(StrictModel):
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         "float32",
         description="weights' dtype; float32 on CPU (bf16 matmuls can be ~100x slower without avx512_bf16), "
-        "bfloat16 on a GPU halves memory; auto: the checkpoint's own. Ours",
+        "bfloat16 on a GPU halves memory; auto: measured once per machine and model (cached): bfloat16 where it runs "
+        "at least 1.2x faster than float32 here and moves no probe judge score by more than 0.25, else float32 "
+        "(docs/judges.md; the vLLM engine passes auto to its server, which then uses the checkpoint's dtype). Ours",
     )
     device: str = Field("cpu", description="torch device for every member: cpu, cuda, cuda:1, mps")
     max_prompt_tokens: int = Field(
@@ -307,10 +309,12 @@ class PoolConfig(StrictModel):
         "member records an empty, skipped answer and the match is neither judged nor trained on)",
     )
     generation_batch_size: int = Field(
-        8,
+        32,
         ge=1,
-        description="answers generated per forward batch; larger: faster on wide hardware, more memory. "
-        "Measured on 2 CPU cores: 15 tok/s at 1, 85 tok/s at 8 (SmolLM2)",
+        description="answers generated per forward batch, every member's requests together (each row with its own "
+        "adapter); larger: faster on wide hardware, more memory (the KV cache grows with batch x length), coarser "
+        "resume checkpoints. Ours: 32, where mixed batches measured 2x per-member batches of 8 on 2 CPU cores "
+        "(benchmarks/README.md)",
     )
     engine: str = Field(
         "hf",
@@ -369,7 +373,10 @@ class JudgeConfig(StrictModel):
         "the response, no prompt). Measure with sparta judge-check before trusting one",
     )
     batch_size: int = Field(
-        8, ge=1, description="judge requests per forward batch; larger: faster on wide hardware, more memory"
+        8,
+        ge=1,
+        description="judge requests per forward batch, every judge's together (each row with its own adapter); "
+        "larger: faster on wide hardware, more memory (likelihood: batch x response tokens x vocabulary logits)",
     )
     max_new_tokens: int = Field(
         32,

@@ -14,6 +14,7 @@ is meant to be shared), without ever changing the umask.
                    (while a stage runs: its NAME.partial.jsonl of what is finished)
       tracking/    tracking.json (what each experiment tracker has logged) and the trackers' own files
       vllm/        server.log initial-adapters/MEMBER/   (pool.engine=vllm only)
+      precision.json  the dtype pool.dtype=auto chose on this machine, why, and the measurements (auto only)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ TRACKING_JSON = "tracking.json"
 ENGINE_DIR = "vllm"
 """What the vLLM engine keeps in a run directory: the started server's log and the members' initial adapters."""
 SERVER_LOG = "server.log"
+PRECISION_JSON = "precision.json"
 INITIAL_ADAPTERS = "initial-adapters"
 
 

@@ -33,7 +33,11 @@ class Tribe(Protocol):
     def generate(
         self, requests: Sequence[tuple[str, Instruction]], seed: int, progress: Progress = _no_progress
     ) -> list[Response]:
-        """Answer each (member, instruction) request; output order follows input order."""
+        """Answer each (member, instruction) request; output order follows input order.
+
+        ``seed`` is the stage's (run seed and round); each answer samples from a stream of its own derived from it,
+        the member and the instruction id, so the answers do not depend on how requests are chunked or batched.
+        """
         ...
 
     def judge(self, requests: Sequence[JudgeRequest], progress: Progress = _no_progress) -> list[Judgment]:

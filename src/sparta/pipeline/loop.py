@@ -289,11 +289,12 @@ class RoundLoop:
         requests = [(m.model_a, m.instruction) for m in matches] + [(m.model_b, m.instruction) for m in matches]
         requests = list({(member, inst.id): (member, inst) for member, inst in requests}.values())
 
+        seed = derive_seed(state.seed, round_index, "responses")  # each answer's own seed adds member and instruction
+
         def answer(
             chunks: Sequence[Chunk[tuple[str, Instruction]]], advance: Callable[[int], None]
         ) -> Iterator[list[Response]]:
-            seeded = [(chunk, derive_seed(state.seed, round_index, "responses", index)) for chunk, index in chunks]
-            return generate_chunks(self.tribe, seeded, advance)
+            return generate_chunks(self.tribe, [(chunk, seed) for chunk, _ in chunks], advance)
 
         rows = self._long_stage(
             state, round_index, "responses", "answering", requests, answer, self.config.pool.generation_batch_size

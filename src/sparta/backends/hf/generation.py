@@ -1,10 +1,14 @@
-"""Batched generation over the pool: grouped by member (one adapter switch per group), left-padded, seeded.
+"""Batched generation over the pool: every member's requests in one batch, each row with its own adapter and seed.
 
 Why this shape:
-- requests of one member share an adapter, so each group is one ``set_adapter`` and the batches within it are
-  sorted by prompt length to keep padding small;
-- every batch draws from its own RNG seeded by (seed, member, the instruction ids in the batch), so the text a
-  request gets does not depend on what ran before it: a resumed run regenerates identical responses;
+- members on one base differ only by their LoRA adapters, so their requests share batches (PEFT applies each
+  row's adapter to that row); rows are ordered by prompt length to keep padding small and cut into
+  ``pool.generation_batch_size`` rows, so a chunk of a few requests per member still fills a batch;
+- every row samples with its own member's settings (temperature, top-p, max new tokens) from its own random
+  stream, seeded by (the stage's seed, member, instruction id) only (``request_seed``): the text a request gets
+  depends neither on what ran before it nor on which requests share its batch, beyond the floating-point effect
+  of padding on the logits (measured in benchmarks/README.md). A resumed or resharded run regenerates the same
+  responses;
 - a prompt is never truncated: one over ``pool.max_prompt_tokens`` either raises (``pool.long_prompt: error``)
   or yields an empty response marked ``meta["skipped"] = "prompt too long"`` (``skip``), which the pipeline drops.
 
@@ -18,11 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import GenerationConfig
 
 from sparta.backends.base import Progress, _no_progress
+from sparta.backends.hf.decoding import DecodeRow, decode
 from sparta.backends.hf.pool import ModelPool
-from sparta.config import SamplingConfig
 from sparta.errors import SpartaError
 from sparta.records import CUT_BY_LENGTH, Instruction, Response
 from sparta.seeding import derive_seed
@@ -63,19 +66,28 @@ def _too_long(pool: ModelPool, prompt: _Prompt) -> Response:
     return Response(prompt.instruction.id, prompt.member, "", meta)
 
 
-def _batches(prompts: list[_Prompt], members: list[str], batch_size: int) -> list[list[_Prompt]]:
-    """Group by member in pool order, sort each group by length (then id), cut into batches."""
-    batches = []
-    for member in members:
-        group = sorted(
-            (p for p in prompts if p.member == member), key=lambda p: (len(p.ids), p.instruction.id, p.index)
-        )
-        batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
-    return batches
+def _batches(prompts: list[_Prompt], pool: ModelPool, batch_size: int) -> list[list[_Prompt]]:
+    """Members of one base share batches of similar prompt lengths; within a batch, rows are grouped by member
+    (each member's adapter then applies to one slice of rows)."""
+    base_of = {member: index for index, (_, _, members) in enumerate(pool.bases()) for member in members}
+    ordered = sorted(prompts, key=lambda p: (base_of[p.member], len(p.ids), p.instruction.id, p.member, p.index))
+    batches: list[list[_Prompt]] = []
+    for prompt in ordered:
+        if batches and len(batches[-1]) < batch_size and base_of[batches[-1][0].member] == base_of[prompt.member]:
+            batches[-1].append(prompt)
+        else:
+            batches.append([prompt])
+    member_order = {member: k for k, member in enumerate(base_of)}
+    return [sorted(batch, key=lambda p: member_order[p.member]) for batch in batches]
+
+
+def _shared_model(pool: ModelPool, member: str):
+    """The PeftModel holding ``member``'s adapter, without switching its active adapter."""
+    return next(model for _, model, members in pool.bases() if member in members)
 
 
 def _eos_ids(pool: ModelPool, member: str) -> list[int]:
-    configured = pool.model(member).generation_config.eos_token_id
+    configured = _shared_model(pool, member).generation_config.eos_token_id
     ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
     if pool.tokenizer(member).eos_token_id is not None:
         ids.add(pool.tokenizer(member).eos_token_id)
@@ -84,45 +96,35 @@ def _eos_ids(pool: ModelPool, member: str) -> list[int]:
     return sorted(ids)
 
 
-def _generation_config(sampling: SamplingConfig, eos: list[int], pad: int) -> GenerationConfig:
-    """Exactly the member's sampling settings; temperature 0 means greedy decoding."""
-    common = {"max_new_tokens": sampling.max_new_tokens, "eos_token_id": eos, "pad_token_id": pad}
-    if sampling.temperature == 0:
-        return GenerationConfig(do_sample=False, **common)
-    return GenerationConfig(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common)
+def request_seed(seed: int, member: str, instruction_id: str) -> int:
+    """The seed of one answer: the stage's seed, the member and the instruction, nothing about its batch."""
+    return derive_seed(seed, "generate", member, instruction_id)
 
 
-def _left_pad(batch: list[_Prompt], pad: int, device: torch.device) -> dict[str, torch.Tensor]:
-    width = max(len(p.ids) for p in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, prompt in enumerate(batch):
-        ids[row, width - len(prompt.ids) :] = torch.tensor(prompt.ids)
-        mask[row, width - len(prompt.ids) :] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-
-
-def _rng_devices(device: torch.device) -> list[int]:
-    return [device.index or 0] if device.type == "cuda" else []
+def _row(pool: ModelPool, prompt: _Prompt, seed: int) -> DecodeRow:
+    sampling = pool.sampling(prompt.member)
+    return DecodeRow(
+        prompt_ids=prompt.ids,
+        adapter=prompt.member,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_new_tokens=sampling.max_new_tokens,
+        stop_ids=frozenset(_eos_ids(pool, prompt.member)),
+        seed=request_seed(seed, prompt.member, prompt.instruction.id),
+    )
 
 
 def _run_batch(pool: ModelPool, batch: list[_Prompt], seed: int) -> list[Response]:
-    member = batch[0].member
-    model, tokenizer = pool.model(member), pool.tokenizer(member)
-    eos = _eos_ids(pool, member)
-    config = _generation_config(pool.sampling(member), eos, tokenizer.pad_token_id)
-    device = next(model.parameters()).device  # where the weights are, never the configured string
-    inputs = _left_pad(batch, tokenizer.pad_token_id, device)
-    batch_seed = derive_seed(seed, "generate", member, *(p.instruction.id for p in batch))
+    model = _shared_model(pool, batch[0].member)
+    tokenizer = pool.tokenizer(batch[0].member)
+    rows = [_row(pool, prompt, seed) for prompt in batch]
     model.eval()
-    with torch.random.fork_rng(devices=_rng_devices(device)), torch.inference_mode():
-        torch.manual_seed(batch_seed)
-        output = model.generate(**inputs, generation_config=config)
-    new = output[:, inputs["input_ids"].shape[1] :].tolist()
-    return [_response(prompt, tokens, set(eos), tokenizer) for prompt, tokens in zip(batch, new)]
+    with torch.inference_mode():
+        new = decode(model, rows, tokenizer.pad_token_id)
+    return [_response(prompt, tokens, row.stop_ids, tokenizer) for prompt, tokens, row in zip(batch, new, rows)]
 
 
-def _response(prompt: _Prompt, tokens: list[int], eos: set[int], tokenizer) -> Response:
+def _response(prompt: _Prompt, tokens: list[int], eos: set[int] | frozenset[int], tokenizer) -> Response:
     stop = next((i for i, t in enumerate(tokens) if t in eos), None)
     answer = tokens if stop is None else tokens[:stop]  # the end-of-sequence token is counted, not shown
     new_tokens = len(tokens) if stop is None else stop + 1
@@ -149,7 +151,7 @@ def generate(
             progress(1)
         else:
             runnable.append(prompt)
-    for batch in _batches(runnable, pool.members, batch_size):
+    for batch in _batches(runnable, pool, batch_size):
         for prompt, response in zip(batch, _run_batch(pool, batch, seed)):
             responses[prompt.index] = response
         progress(len(batch))

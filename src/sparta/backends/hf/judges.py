@@ -11,19 +11,24 @@ Three ways to read a score out of a language model, chosen by ``judge.type``:
                  answer to the instruction, mapped onto 1..10. Small models judge far better this way.
 
 What is scored and how raw numbers become a judgment live in ``sparta.backends.judging`` (any engine); this
-module only computes: requests are grouped by judge member, sorted by length and batched (``judge.batch_size``),
-left-padded with position ids restarting on every row; output order follows input order. See docs/judges.md.
+module only computes. Every judge of a chunk shares its batches (each row through its judge's adapter,
+``forward.Running``), of up to ``judge.batch_size`` rows of similar length, left-padded with position ids restarting
+on every row; output order follows input order. The two requests of a judge on one match read the same prompt up
+to the response (logprob, generate) or the same context (likelihood): they share a batch, and that prefix is
+computed once and its KV cache reused (``forward.plan_prefixes``). See docs/judges.md.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from sparta.backends.base import Progress
+from sparta.backends.hf.decoding import DecodeRow, decode
+from sparta.backends.hf.forward import PrefixPlan, Running, plan_prefixes
 from sparta.backends.judging import (
     PREFIX_VARIANTS,
     JudgeEncoder,
@@ -74,23 +79,6 @@ JudgeFactory = Callable[["ModelPool", JudgeConfig], Judge]
 # --------------------------------------------------------------------------------------------- shared machinery
 
 
-def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Left-padded ids, attention mask and position ids (positions restart at 0 on every row's first real token)."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        if seq:
-            ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
-            mask[row, width - len(seq) :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return ids.to(device), mask.to(device), positions.to(device)
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _pad_id(tokenizer) -> int:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:
@@ -108,24 +96,57 @@ def turn_end_id(pool: ModelPool, member: str) -> int:
     return encoder_for(pool, member, JudgeConfig()).turn_end
 
 
-def _batches(requests: Sequence[JudgeRequest], batch_size: int) -> Iterator[tuple[str, list[int]]]:
-    """(judge member, request indices) batches: one member per batch, similar lengths together."""
-    by_judge: dict[str, list[int]] = defaultdict(list)
-    for i, request in enumerate(requests):
-        by_judge[request.judge].append(i)
-    for member, indices in by_judge.items():
-        indices.sort(key=lambda i: len(requests[i].instruction.text) + len(requests[i].response.text))
-        for start in range(0, len(indices), batch_size):
-            yield member, indices[start : start + batch_size]
+@dataclass(frozen=True)
+class _Row:
+    """One request as a judge reads it: the ids of one pass and how many final positions' logits it needs."""
+
+    index: int
+    judge: str
+    ids: list[int]
+    tail: int
+    share: Hashable
+
+
+def _batches(rows: Sequence[_Row], base_of: dict[str, int], batch_size: int) -> list[list[_Row]]:
+    """Batches of up to ``batch_size`` rows on one base: rows that may share a prefix stay together, groups of
+    similar length go together, and within a batch rows are grouped by judge (one adapter per slice of rows)."""
+    groups: dict[Hashable, list[_Row]] = {}
+    for row in rows:
+        groups.setdefault((base_of[row.judge], row.share), []).append(row)
+    ordered = sorted(groups.values(), key=lambda g: (base_of[g[0].judge], max(len(r.ids) for r in g), g[0].index))
+    batches: list[list[_Row]] = []
+    for group in ordered:
+        last = batches[-1] if batches else None
+        same_base = last is not None and base_of[last[0].judge] == base_of[group[0].judge]
+        if same_base and len(last) + len(group) <= batch_size:
+            last.extend(group)
+        else:
+            batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
+    judge_order = {judge: k for k, judge in enumerate(base_of)}
+    return [sorted(batch, key=lambda r: judge_order[r.judge]) for batch in batches]
 
 
 class _BatchedJudge:
-    """Runs ``_score_batch`` over one-member batches and puts the judgments back in request order."""
+    """Turns requests into rows (``_rows``), runs mixed-judge batches (``_score_batch``), restores request order.
+
+    A batch is computed as shared prefixes plus suffixes (a second pass) when that spares at least
+    ``min_shared_fraction`` of its tokens and ``min_shared_work`` parameter x tokens, else in one pass. Measured on
+    SmolLM2 (benchmarks/README.md) the split is faster; on a model so small that a token costs less than the pass's
+    fixed overhead (the tiny test models) it is slower, hence the second bound.
+    """
+
+    min_shared_fraction = 0.1
+    min_shared_work = 1e9
 
     def __init__(self, pool: ModelPool, judge: JudgeConfig) -> None:
         self.pool = pool
         self.config = judge
         self._encoders: dict[str, JudgeEncoder] = {}
+        self._sizes: dict[str, int] = {}
+        self.row_tokens = 0
+        """Tokens of every row scored so far, each row counted whole."""
+        self.spared_tokens = 0
+        """Of those, the tokens not computed again thanks to shared prefixes."""
 
     def encoder(self, member: str) -> JudgeEncoder:
         if member not in self._encoders:
@@ -134,17 +155,58 @@ class _BatchedJudge:
 
     def score(self, requests: Sequence[JudgeRequest], progress: Progress = _quiet) -> list[Judgment]:
         results: list[Judgment | None] = [None] * len(requests)
-        for member, indices in _batches(requests, self.config.batch_size):
-            model = self.pool.model(member)
+        rows = []
+        for index, request in enumerate(requests):
+            row_or_judgment = self._row(index, request)
+            if isinstance(row_or_judgment, Judgment):
+                results[index] = row_or_judgment
+                progress(1)
+            else:
+                rows.append(row_or_judgment)
+        base_of = {member: k for k, (_, _, members) in enumerate(self.pool.bases()) for member in members}
+        for batch in _batches(rows, base_of, self.config.batch_size):
+            model = next(model for _, model, members in self.pool.bases() if batch[0].judge in members)
             model.eval()
             with torch.inference_mode():
-                judged = self._score_batch(member, model, [requests[i] for i in indices])
-            for i, judgment in zip(indices, judged, strict=True):
-                results[i] = judgment
-            progress(len(indices))
+                judged = self._score_batch(model, batch, [requests[r.index] for r in batch])
+            for row, judgment in zip(batch, judged, strict=True):
+                results[row.index] = judgment
+            progress(len(batch))
         return [j for j in results if j is not None]
 
-    def _score_batch(self, member: str, model, requests: list[JudgeRequest]) -> list[Judgment]:
+    def _plan(self, batch: Sequence[_Row]) -> PrefixPlan | None:
+        plan = plan_prefixes([r.ids for r in batch], [(r.judge, r.share) for r in batch], [r.tail for r in batch])
+        total = sum(len(r.ids) for r in batch)
+        self.row_tokens += total
+        if plan is None or plan.saved_tokens < self.min_shared_fraction * total:
+            return None
+        if plan.saved_tokens * self._parameters(batch[0].judge) < self.min_shared_work:
+            return None
+        self.spared_tokens += plan.saved_tokens
+        return plan
+
+    def _parameters(self, member: str) -> int:
+        """Parameters of the base ``member`` judges with (adapters left out): the work one token costs."""
+        if member not in self._sizes:
+            model = next(model for _, model, members in self.pool.bases() if member in members)
+            self._sizes[member] = sum(p.numel() for name, p in model.named_parameters() if "lora_" not in name)
+        return self._sizes[member]
+
+    def _tails(self, model, batch: Sequence[_Row]) -> torch.Tensor:
+        """The logits of every row's last ``max(tail)`` positions, (rows, max tail, vocab)."""
+        keep = max(r.tail for r in batch)
+        pad = _pad_id(self.encoder(batch[0].judge).tokenizer)
+        adapters = [r.judge for r in batch]
+        plan = self._plan(batch)
+        with Running(model) as running:
+            if plan is None:
+                return running.prefill([r.ids for r in batch], adapters, pad, keep)
+            return running.prefill_shared(plan, adapters, pad, keep)
+
+    def _row(self, index: int, request: JudgeRequest) -> _Row | Judgment:
+        raise NotImplementedError
+
+    def _score_batch(self, model, batch: list[_Row], requests: list[JudgeRequest]) -> list[Judgment]:
         raise NotImplementedError
 
 
@@ -154,22 +216,30 @@ class _BatchedJudge:
 class GenerateJudge(_BatchedJudge):
     """The judge writes its verdict (greedy, ``judge.max_new_tokens``); ``parse_score`` reads it."""
 
-    def _score_batch(self, member: str, model, requests: list[JudgeRequest]) -> list[Judgment]:
-        from transformers import GenerationConfig
+    def _row(self, index: int, request: JudgeRequest) -> _Row:
+        inputs = generate_inputs(self.encoder(request.judge), request)
+        return _Row(index, request.judge, inputs.prompt_ids, 1, request.instruction.id)
 
-        encoder = self.encoder(member)
-        inputs = [generate_inputs(encoder, r) for r in requests]
-        pad = _pad_id(encoder.tokenizer)
-        ids, mask, _ = _left_pad([x.prompt_ids for x in inputs], pad, _device(model))
-        greedy = GenerationConfig(
-            do_sample=False,
-            max_new_tokens=self.config.max_new_tokens,
-            eos_token_id=list(encoder.stop_ids),
-            pad_token_id=pad,
-        )
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=greedy)
-        texts = encoder.tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
-        return [generate_judgment(r, text) for r, text in zip(requests, texts, strict=True)]
+    def _score_batch(self, model, batch: list[_Row], requests: list[JudgeRequest]) -> list[Judgment]:
+        encoders = [self.encoder(r.judge) for r in batch]
+        rows = [
+            DecodeRow(
+                prompt_ids=r.ids,
+                adapter=r.judge,
+                temperature=0.0,
+                top_p=1.0,
+                max_new_tokens=self.config.max_new_tokens,
+                stop_ids=frozenset(encoder.stop_ids),
+                seed=0,
+            )
+            for r, encoder in zip(batch, encoders)
+        ]
+        replies = decode(model, rows, _pad_id(encoders[0].tokenizer), self._plan(batch))
+        judged = []
+        for request, row, reply, encoder in zip(requests, rows, replies, encoders):
+            kept = reply[:-1] if reply and reply[-1] in row.stop_ids else reply
+            judged.append(generate_judgment(request, encoder.tokenizer.decode(kept, skip_special_tokens=True)))
+        return judged
 
 
 # --------------------------------------------------------------------------------------------- logprob
@@ -205,15 +275,19 @@ class LogprobJudge(_BatchedJudge):
             self._masks[member] = zero, digit
         return self._masks[member]
 
-    def _score_batch(self, member: str, model, requests: list[JudgeRequest]) -> list[Judgment]:
-        encoder, tokens = self.encoder(member), self.tokens(member)
-        inputs = [logprob_inputs(encoder, tokens, r) for r in requests]
-        keep = 2 if tokens.split_ten else 1
-        seqs = [x.after_one_ids or x.prompt_ids for x in inputs]
-        ids, mask, positions = _left_pad(seqs, _pad_id(encoder.tokenizer), _device(model))
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=keep)
-        probs = torch.softmax(logits.logits[:, -keep:].float(), dim=-1).cpu()
-        return [logprob_judgment(r, self._reading(member, tokens, probs[b])) for b, r in enumerate(requests)]
+    def _row(self, index: int, request: JudgeRequest) -> _Row:
+        tokens = self.tokens(request.judge)
+        inputs = logprob_inputs(self.encoder(request.judge), tokens, request)
+        ids = inputs.after_one_ids or inputs.prompt_ids
+        return _Row(index, request.judge, ids, 2 if tokens.split_ten else 1, request.instruction.id)
+
+    def _score_batch(self, model, batch: list[_Row], requests: list[JudgeRequest]) -> list[Judgment]:
+        logits = self._tails(model, batch)
+        judged = []
+        for b, (row, request) in enumerate(zip(batch, requests)):
+            probs = torch.softmax(logits[b, -row.tail :].float(), dim=-1).cpu()
+            judged.append(logprob_judgment(request, self._reading(row.judge, self.tokens(row.judge), probs)))
+        return judged
 
     def _reading(self, member: str, tokens: ScoreTokens, probs: torch.Tensor) -> ScoreReading:
         """``probs[0]``: the distribution after the pre-fill; ``probs[1]``: after the "1" when "10" is split."""
@@ -236,32 +310,28 @@ class LikelihoodJudge(_BatchedJudge):
     An empty (or blank) response scores 1 without a forward pass: a valid, very bad answer.
     """
 
-    def _score_batch(self, member: str, model, requests: list[JudgeRequest]) -> list[Judgment]:
-        encoder = self.encoder(member)
-        results: dict[int, Judgment] = {}
-        work: list[tuple[int, LikelihoodInputs]] = []
-        for k, request in enumerate(requests):
-            inputs = likelihood_inputs(encoder, request)
-            if inputs is None:
-                results[k] = blank_judgment(request)
-            else:
-                work.append((k, inputs))
-        if work:
-            logprobs = self._target_logprobs(model, _pad_id(encoder.tokenizer), [x for _, x in work])
-            for (k, inputs), lps in zip(work, logprobs, strict=True):
-                results[k] = likelihood_judgment(requests[k], inputs, lps, self.config)
-        return [results[k] for k in range(len(requests))]
+    def __init__(self, pool: ModelPool, judge: JudgeConfig) -> None:
+        super().__init__(pool, judge)
+        self._inputs: dict[int, LikelihoodInputs] = {}
 
-    @staticmethod
-    def _target_logprobs(model, pad_id: int, items: list[LikelihoodInputs]) -> list[list[float]]:
-        """Log P(target_t | context, target_<t) for every item, one batched forward pass."""
-        keep = max(len(x.target_ids) for x in items) + 1
-        ids, mask, positions = _left_pad([x.context_ids + x.target_ids for x in items], pad_id, _device(model))
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=keep)
-        out = []
-        for row, item in enumerate(items):
-            n = len(item.target_ids)
-            step = torch.log_softmax(logits.logits[row, keep - n - 1 : keep - 1].float(), dim=-1)
-            target = torch.tensor(item.target_ids, device=step.device).unsqueeze(-1)
-            out.append(step.gather(-1, target).squeeze(-1).tolist())
-        return out
+    def _row(self, index: int, request: JudgeRequest) -> _Row | Judgment:
+        inputs = likelihood_inputs(self.encoder(request.judge), request)
+        if inputs is None:
+            return blank_judgment(request)
+        self._inputs[index] = inputs
+        ids = inputs.context_ids + inputs.target_ids
+        return _Row(index, request.judge, ids, len(inputs.target_ids) + 1, request.instruction.id)
+
+    def _score_batch(self, model, batch: list[_Row], requests: list[JudgeRequest]) -> list[Judgment]:
+        """Read log P(target_t | context, target_<t) of every row off one batch's logits."""
+        logits = self._tails(model, batch)
+        keep = logits.shape[1]
+        judged = []
+        for b, (row, request) in enumerate(zip(batch, requests)):
+            inputs = self._inputs.pop(row.index)
+            n = len(inputs.target_ids)
+            step = torch.log_softmax(logits[b, keep - n - 1 : keep - 1].float(), dim=-1)
+            target = torch.tensor(inputs.target_ids, device=step.device).unsqueeze(-1)
+            logprobs = step.gather(-1, target).squeeze(-1).tolist()
+            judged.append(likelihood_judgment(request, inputs, logprobs, self.config))
+        return judged

@@ -28,7 +28,7 @@ from sparta.provisioning.aliases import looks_like_a_path, not_found_message
 from sparta.rundir import ADAPTER_CONFIG, ADAPTER_WEIGHTS, atomic_write_bytes, atomic_write_text
 from sparta.seeding import derive_seed
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -63,19 +63,38 @@ def _load_tokenizer(path: Path, trust_remote_code: bool) -> PreTrainedTokenizerB
     return tokenizer
 
 
-def _load_base(path: Path, pool: PoolConfig) -> torch.nn.Module:
-    if pool.device == "cpu" and pool.dtype not in ("float32", "auto"):
-        warnings.warn(f"pool.dtype={pool.dtype} on CPU is far slower than float32", stacklevel=3)
+def _from_pretrained(path: Path, pool: PoolConfig, dtype: torch.dtype | str) -> torch.nn.Module:
     hf_logging.disable_progress_bar()  # the pipeline draws its own progress; a bar per load is noise
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=_DTYPES[pool.dtype], trust_remote_code=pool.trust_remote_code, use_safetensors=True
+            path, dtype=dtype, trust_remote_code=pool.trust_remote_code, use_safetensors=True
         )
     except (OSError, ValueError) as err:
         raise ModelNotFoundError(_unloadable(path, "model (safetensors weights only)", err)) from None
     finally:
         hf_logging.enable_progress_bar()
     return model.to(pool.device).eval()
+
+
+def _load_base(path: Path, pool: PoolConfig, tokenizer: PreTrainedTokenizerBase) -> tuple[torch.nn.Module, Any]:
+    """The base model in the configured dtype; with ``auto``, the measured one and the measurement (else None)."""
+    if pool.dtype == "auto":
+        from sparta.backends.hf.precision import choose_dtype
+
+        choice, model = choose_dtype(lambda: _from_pretrained(path, pool, torch.float32), tokenizer, path)
+        return model.eval(), choice
+    if pool.device == "cpu" and pool.dtype != "float32":
+        warnings.warn(f"pool.dtype={pool.dtype} on CPU is far slower than float32", stacklevel=3)
+    return _from_pretrained(path, pool, _DTYPES[pool.dtype]), None
+
+
+def _say_choice(name: str, choice: Any) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    how = "cached measurement" if choice.cached else "measured now"
+    message = f"pool.dtype auto for {name} on {choice.key['machine']}: {choice.dtype} ({choice.reason}; {how})"
+    Console(stderr=True).print(f"[bold]sparta[/bold]: {escape(message)}")
 
 
 def _peft_lora(lora: LoraConfig) -> PeftLoraConfig:
@@ -145,6 +164,8 @@ class ModelPool:
         self._member_config: dict[str, MemberConfig] = {m.name: m for m in pool.members}
         self._bases: dict[str, _Base] = {}
         self._base_of: dict[str, _Base] = {}
+        self.dtype_choices: dict[str, Any] = {}
+        """base model name -> the measured ``precision.DtypeChoice`` when pool.dtype is auto."""
         for member in pool.members:
             self._add_member(member, lora)
 
@@ -170,7 +191,11 @@ class ModelPool:
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             torch.manual_seed(derive_seed(self.seed, "lora-init", member.clone_of or member.name))
             if base.model is None:
-                base.model = get_peft_model(_load_base(path, self.config), lora_config, adapter_name=member.name)
+                model, choice = _load_base(path, self.config, base.tokenizer)
+                if choice is not None:
+                    self.dtype_choices[base.name] = choice
+                    _say_choice(base.name, choice)
+                base.model = get_peft_model(model, lora_config, adapter_name=member.name)
             else:
                 base.model.add_adapter(member.name, lora_config)
         base.members.append(member.name)

@@ -8,6 +8,7 @@ does not pay for importing TRL.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from sparta.backends.hf.generation import generate
 from sparta.backends.hf.pool import ModelPool
 from sparta.config import SpartaConfig
 from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, Response
-from sparta.rundir import ADAPTERS, RunFileMissingError, adapter_dir
+from sparta.rundir import ADAPTERS, PRECISION_JSON, RunFileMissingError, adapter_dir, write_json
 from sparta.seeding import derive_seed
 
 
@@ -28,6 +29,12 @@ class HFTribe:
         self.pool = ModelPool(config.pool, config.training.lora, config.run.seed)
         self.members: list[str] = list(self.pool.members)
         self._judge: Any = None
+
+    def bind_run(self, run_dir: Path) -> None:
+        """With pool.dtype auto, record in the run directory which dtype was chosen on this machine and why."""
+        if self.pool.dtype_choices:
+            choices = {name: asdict(choice) for name, choice in self.pool.dtype_choices.items()}
+            write_json(Path(run_dir) / PRECISION_JSON, choices)
 
     def generate(
         self, requests: Sequence[tuple[str, Instruction]], seed: int, progress: Progress = _no_progress
