@@ -136,10 +136,11 @@ class TournamentConfig(_Strict):
         description="restart kappa's update counter every round, as the authors' code does (a defect we do not "
         "reproduce by default); true: every round starts again at full step size",
     )
-    judges: Literal["others", "all"] = Field(
+    judges: str = Field(
         "others",
-        description="who judges a match: others (the members not fighting: the paper) or all (every member, the "
-        "two combatants included; needed with 2 members)",
+        description="who judges a match: others (the members not fighting: the paper), all (every member, the "
+        "two combatants included; needed with 2 members) or external (one fixed judge outside the pool, "
+        "judge.external, as a reward model: the SPPO baseline)",
     )
 
     @field_validator("aggregation")
@@ -155,6 +156,13 @@ class TournamentConfig(_Strict):
         from sparta.tournament.reputation import GAINS
 
         return _registered(GAINS, name)
+
+    @field_validator("judges")
+    @classmethod
+    def _known_panel(cls, name: str) -> str:
+        from sparta.tournament.panels import PANELS
+
+        return _registered(PANELS, name)
 
     @model_validator(mode="after")
     def _kappa_order(self) -> TournamentConfig:
@@ -322,6 +330,20 @@ class PoolConfig(_Strict):
         return self
 
 
+class ExternalJudgeConfig(_Strict):
+    """The one judge outside the pool when tournament.judges=external: a fixed reward model, as SPPO needs."""
+
+    model: str | None = Field(
+        None,
+        description="the judge's model: a hub id, local directory or alias; none: the first member's model (the "
+        "pool's base), so by default the untrained base judges with judge.type",
+    )
+    adapter: str | None = Field(None, description="a PEFT LoRA adapter on that model; none: the plain model")
+    system_prompt: str | None = Field(
+        None, description="a system message before every instruction the judge reads; none: no system message"
+    )
+
+
 class JudgeConfig(_Strict):
     """How every judge turns a response into a 1-10 score (which members judge is tournament.judges)."""
 
@@ -358,6 +380,10 @@ class JudgeConfig(_Strict):
         ge=0,
         description="likelihood judge: scale the probability by min(1, tokens / this), so answers shorter than this "
         "many tokens score lower; 0: off. Ours",
+    )
+    external: ExternalJudgeConfig = Field(
+        default_factory=ExternalJudgeConfig,
+        description="the judge of tournament.judges=external (ignored otherwise); it scores with judge.type",
     )
 
     @field_validator("type")
@@ -404,6 +430,12 @@ class TrainingConfig(_Strict):
         ge=16,
         description="longest prompt + answer TRL trains on, in the member's tokens; TRL cuts longer ones. "
         "Authors' code: 512",
+    )
+    loss_type: Literal["sigmoid", "sppo_hard"] = Field(
+        "sigmoid",
+        description="TRL's preference loss: sigmoid (DPO: -log sigmoid(beta x the log-ratio margin); the paper) or "
+        "sppo_hard (SPPO with hard win probabilities: the chosen answer's log-ratio to the reference is pulled to "
+        "+1/(2 beta) and the rejected one's to -1/(2 beta), squared errors; the SPPO baseline)",
     )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="the adapter every member trains")
     report_to: list[str] = Field(
@@ -648,6 +680,26 @@ class SpartaConfig(_Strict):
         if dupes:
             raise ValueError(f"tracking: {dupes} listed more than once; each tracker type logs the run once")
         return trackers
+
+    @model_validator(mode="after")
+    def _outside_judge(self) -> SpartaConfig:
+        from sparta.tournament.panels import EXTERNAL_JUDGE, OUTSIDE_PANELS
+
+        if self.tournament.judges not in OUTSIDE_PANELS:
+            return self
+        panel = f"tournament.judges={self.tournament.judges}"
+        if self.tournament.aggregation != "uniform":
+            raise ValueError(
+                f"{panel}: one judge outside the pool has no reputation to weight its scores by; set "
+                f"tournament.aggregation=uniform (got {self.tournament.aggregation})"
+            )
+        if self.backend.kind != "hf":
+            raise ValueError(
+                f"{panel}: an outside judge is a model; it needs backend.kind=hf (got {self.backend.kind})"
+            )
+        if EXTERNAL_JUDGE in self.member_names():
+            raise ValueError(f"pool.members: {EXTERNAL_JUDGE!r} is the name of the outside judge of {panel}")
+        return self
 
     @model_validator(mode="after")
     def _enough_judges(self) -> SpartaConfig:

@@ -1,6 +1,7 @@
 """The SPARTA algorithm as pure, deterministic Python: no torch, no transformers.
 
 matchmaking  who fights whom
+panels       who judges a match: the other members, all of them, or one external judge
 aggregation  many judges' scores -> one score per response
 reputation   the Elo-like update and its state
 rounds       one round's ratings and preference pairs from the judgments

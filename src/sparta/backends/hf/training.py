@@ -138,6 +138,7 @@ def dpo_config(training: TrainingConfig, seed: int, output_dir: Path, use_cpu: b
         per_device_train_batch_size=training.batch_size,
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         max_length=training.max_length,
+        loss_type=[training.loss_type],
         precompute_ref_log_probs=True,
         report_to=list(training.report_to) or "none",
         **trainer_defaults(DPOConfig, seed, output_dir, use_cpu),
