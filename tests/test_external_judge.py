@@ -41,6 +41,8 @@ def test_an_outside_judge_needs_uniform_aggregation_the_hf_backend_and_its_own_n
         config(["tournament.judges=external"])
     with pytest.raises(ConfigError, match="needs backend.kind=hf"):
         config([*EXTERNAL, "backend.kind=simulated"])
+    with pytest.raises(ConfigError, match="runs on the hf engine only"):
+        config([*EXTERNAL, "pool.engine=vllm"])
     with pytest.raises(ConfigError, match="is the name of the outside judge"):
         config(EXTERNAL, [*MEMBERS, {"name": EXTERNAL_JUDGE, "model": "tiny-llama"}])
     with pytest.raises(ConfigError, match="did you mean 'external'"):

@@ -697,6 +697,8 @@ class SpartaConfig(_Strict):
             raise ValueError(
                 f"{panel}: an outside judge is a model; it needs backend.kind=hf (got {self.backend.kind})"
             )
+        if self.pool.engine != "hf":
+            raise ValueError(f"{panel}: an outside judge runs on the hf engine only; set pool.engine=hf")
         if EXTERNAL_JUDGE in self.member_names():
             raise ValueError(f"pool.members: {EXTERNAL_JUDGE!r} is the name of the outside judge of {panel}")
         return self
