@@ -39,7 +39,7 @@ def tiny_config(name: str, extra: list[str] = ()):
 
 
 def test_every_baseline_file_is_tested():
-    tested = {"best-init", "self-rewarding", "uniform", "random-pairing", "pool-2", "prompted-judge"}
+    tested = {"best-init", "self-rewarding", "uniform", "random-pairing", "pool-2", "prompted-judge", "sppo"}
     assert {p.stem for p in (CONFIGS / "baselines").glob("*.yaml")} == tested
 
 
@@ -135,6 +135,29 @@ def test_prompted_judge_excludes_and_counts_failures(tmp_path):
     for o in outcomes:
         sides = {(o["instruction_id"], o["model_a"]), (o["instruction_id"], o["model_b"])}
         assert o["rated"] == (sides <= scored)  # a side no judge could score leaves the match unrated
+
+
+def test_sppo_is_judged_by_the_external_judge_alone_and_trains_with_the_sppo_loss(tmp_path):
+    cfg = tiny_config("sppo")
+    assert (cfg.tournament.judges, cfg.training.loss_type, cfg.judge.type) == ("external", "sppo_hard", "likelihood")
+    run(cfg, tmp_path)
+    rd = tmp_path / "round_001"
+    matches = read_jsonl(rd / "matches.jsonl")
+    judgments = read_jsonl(rd / "judgments.jsonl")
+    assert {j["judge"] for j in judgments} == {"external-judge"}
+    assert len(judgments) == 2 * len(matches)  # one judgment per answer: the outside judge, nobody else
+    own = {(j["instruction_id"], j["model"]): j["score"] for j in judgments}
+    for o in read_jsonl(rd / "outcomes.jsonl"):
+        assert o["score_a"] == pytest.approx(own[(o["instruction_id"], o["model_a"])])
+    pairs = read_jsonl(rd / "pairs.jsonl")
+    assert pairs, "the tiny run should keep some pairs"
+    assert sorted(p.name for p in (rd / "adapters").iterdir()) == sorted(cfg.member_names())  # the judge never trains
+    training = read_json(rd / "training.json")["members"]
+    beta = cfg.training.beta
+    for member in cfg.member_names():
+        assert training[member]["steps"] == 1  # at most 4 pairs, batch 4
+        # the first step starts at the reference (log-ratios 0): sppo_hard's loss is (1/(2 beta))^2 twice, DPO's ln 2
+        assert training[member]["loss"] == pytest.approx(2 * (0.5 / beta) ** 2, rel=1e-3)
 
 
 def test_diversity_ablation_pools_differ_only_in_their_members():

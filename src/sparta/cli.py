@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 import typer
@@ -19,6 +19,11 @@ from sparta.config import ConfigError, load_config
 from sparta.cpu_threads import ThreadPlan, prepare_cpu_threads
 from sparta.errors import SpartaError
 from sparta.report.console import RichReporter, console, leaderboard_table, rows_table
+
+if TYPE_CHECKING:
+    from sparta.backends.hf.pool import ModelPool
+    from sparta.config import SpartaConfig
+    from sparta.judge_validity import SamplingVariant
 
 
 def _fail(message: str) -> None:
@@ -348,24 +353,91 @@ def _judge_check_table(rows: list[dict], title: str):
 def judge_check(
     config: Path = typer.Argument(..., help="YAML configuration whose pool members act as judges"),
     types: str = typer.Option("generate,logprob,likelihood", help="comma-separated judge types"),
-    n: int = typer.Option(10, "--n", min=1, help="probes per kind"),
+    n: int = typer.Option(10, "--n", min=0, help="probes per kind (0: no probes)"),
+    gold: int = typer.Option(0, "--gold", min=0, help="gold items of the combat instructions to sample (0: off)"),
+    samples: int = typer.Option(4, "--samples", min=1, help="answers per item, member and temperature (--gold)"),
+    temperatures: Optional[str] = typer.Option(
+        None, help="comma-separated temperatures every member samples at (--gold); default: each member's own"
+    ),
+    max_pairs: int = typer.Option(60, "--max-pairs", min=1, help="most pairs of each kind judged (--gold)"),
+    length_ratio: float = typer.Option(1.5, help="length pairs: longer answer at least this many times the shorter"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write every answer, pair and score as JSON"),
     overrides: Optional[list[str]] = SetOption,
 ) -> None:
-    """Measure each judge type's pairwise accuracy on probes with a known better response."""
+    """Measure each judge type: pairwise accuracy on probes with a known better response and, with --gold, accuracy
+    and temperature/length bias on pairs of the pool's own answers to gold-scored items."""
     from sparta.backends.base import JUDGES
     from sparta.backends.hf.pool import ModelPool
-    from sparta.backends.hf.probes import KINDS, best_judge_type
-    from sparta.backends.hf.probes import judge_check as run_check
+    from sparta.judge_validity import sampling_variants
 
     cfg = load_config(config, overrides or [])
     judge_types = [JUDGES.check(t.strip(), "--types") for t in types.split(",") if t.strip()]
     if not judge_types:
         raise ConfigError(f"--types names no judge type; known: {', '.join(JUDGES.names())}")
-    pool = ModelPool(cfg.pool, cfg.training.lora, cfg.run.seed)
-    with RichReporter().stage("judge-check", len(judge_types) * len(pool.members) * n * len(KINDS) * 2) as advance:
-        rows = run_check(pool, judge_types, cfg.judge, n, cfg.run.seed, advance)
+    try:
+        temps = [float(t) for t in temperatures.split(",")] if temperatures else None
+        pool_config, variants = sampling_variants(cfg.pool, temps if gold else None)
+    except ValueError as err:
+        _fail(f"--temperatures: {err}")
+    start = time.perf_counter()
+    pool = ModelPool(pool_config, cfg.training.lora, cfg.run.seed)
+    record: dict[str, Any] = {"command": {"config": str(config), "types": judge_types, "overrides": overrides or []}}
+    if n > 0:
+        record["probes"] = _probe_check(pool, judge_types, cfg, n)
+    if gold > 0:
+        options = {"gold": gold, "samples": samples, "max_pairs": max_pairs, "length_ratio": length_ratio}
+        record["command"].update(options, temperatures=temps)
+        record["gold"] = _gold_check(pool, variants, judge_types, cfg, **options)
+    record["seconds"] = time.perf_counter() - start
+    console.print(f"judge-check: {record['seconds']:.0f} s")
+    if out is not None:
+        from sparta.rundir import write_json
+
+        write_json(out, record)
+        console.print(f"written: {out}")
+
+
+def _probe_check(pool: ModelPool, judge_types: list[str], cfg: SpartaConfig, n: int) -> list[dict[str, Any]]:
+    from sparta.backends.hf.probes import KINDS, best_judge_type
+    from sparta.backends.hf.probes import judge_check as run_check
+
+    members = cfg.member_names()  # the members judge; sampling variants only answer
+    with RichReporter().stage("judge-check", len(judge_types) * len(members) * n * len(KINDS) * 2) as advance:
+        rows = run_check(pool, judge_types, cfg.judge, n, cfg.run.seed, advance, members=members)
     console.print(_judge_check_table(rows, f"judge-check: pairwise accuracy, {n} probes per kind (0.5 = chance)"))
-    console.print(f"most accurate judge type: [bold]{best_judge_type(rows)}[/bold]")
+    console.print(f"most accurate judge type on probes: [bold]{best_judge_type(rows)}[/bold]")
+    return rows
+
+
+def _gold_check(
+    pool: ModelPool,
+    variants: list[SamplingVariant],
+    judge_types: list[str],
+    cfg: SpartaConfig,
+    *,
+    gold: int,
+    samples: int,
+    max_pairs: int,
+    length_ratio: float,
+) -> dict[str, Any]:
+    from sparta.backends.hf.gold_check import gold_check, gold_items
+    from sparta.pipeline.loop import combat_instructions
+    from sparta.report.judge_validity import best_gold_type, gold_table_rows
+
+    items = gold_items(combat_instructions(cfg), gold, cfg.run.seed)
+    if not items:
+        _fail(f"--gold: task {cfg.data.task!r} has no items with a gold answer among its combat instructions")
+    result = gold_check(
+        pool, cfg.member_names(), variants, items, judge_types, cfg.judge,
+        samples=samples, seed=cfg.run.seed, max_pairs=max_pairs, min_length_ratio=length_ratio,
+        reporter=RichReporter(),
+    )  # fmt: skip
+    right = sum(s.correct for s in result.samples)
+    console.print(f"{len(result.samples)} answers to {len(items)} gold items, {right} right")
+    title = "gold check: how often each judge type prefers the right / lower-temperature / shorter answer (0.5 = coin)"
+    console.print(rows_table(gold_table_rows(result.rows), title))
+    console.print(f"most accurate judge type on gold-decided pairs: [bold]{best_gold_type(result.rows)}[/bold]")
+    return result.to_dict()
 
 
 @app.command()

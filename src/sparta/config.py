@@ -162,10 +162,11 @@ class TournamentConfig(StrictModel):
         description="restart kappa's update counter every round, as the authors' code does (a defect we do not "
         "reproduce by default); true: every round starts again at full step size",
     )
-    judges: Literal["others", "all"] = Field(
+    judges: str = Field(
         "others",
-        description="who judges a match: others (the members not fighting: the paper) or all (every member, the "
-        "two combatants included; needed with 2 members)",
+        description="who judges a match: others (the members not fighting: the paper), all (every member, the "
+        "two combatants included; needed with 2 members) or external (one fixed judge outside the pool, "
+        "judge.external, as a reward model: the SPPO baseline)",
     )
     truncated: Literal["drop", "keep"] = Field(
         "drop",
@@ -187,6 +188,13 @@ class TournamentConfig(StrictModel):
         from sparta.tournament.reputation import GAINS
 
         return _registered(GAINS, name)
+
+    @field_validator("judges")
+    @classmethod
+    def _known_panel(cls, name: str) -> str:
+        from sparta.tournament.panels import PANELS
+
+        return _registered(PANELS, name)
 
     @model_validator(mode="after")
     def _kappa_order(self) -> TournamentConfig:
@@ -363,6 +371,20 @@ class PoolConfig(StrictModel):
         return self
 
 
+class ExternalJudgeConfig(StrictModel):
+    """The one judge outside the pool when tournament.judges=external: a fixed reward model, as SPPO needs."""
+
+    model: str | None = Field(
+        None,
+        description="the judge's model: a hub id, local directory or alias; none: the first member's model (the "
+        "pool's base), so by default the untrained base judges with judge.type",
+    )
+    adapter: str | None = Field(None, description="a PEFT LoRA adapter on that model; none: the plain model")
+    system_prompt: str | None = Field(
+        None, description="a system message before every instruction the judge reads; none: no system message"
+    )
+
+
 class JudgeConfig(StrictModel):
     """How every judge turns a response into a 1-10 score (which members judge is tournament.judges)."""
 
@@ -402,6 +424,10 @@ class JudgeConfig(StrictModel):
         ge=0,
         description="likelihood judge: scale the probability by min(1, tokens / this), so answers shorter than this "
         "many tokens score lower; 0: off. Ours",
+    )
+    external: ExternalJudgeConfig = Field(
+        default_factory=ExternalJudgeConfig,
+        description="the judge of tournament.judges=external (ignored otherwise); it scores with judge.type",
     )
 
     @field_validator("type")
@@ -464,6 +490,12 @@ class TrainingConfig(StrictModel):
         description="preference pairs per forward pass of the reference log-probabilities (the member before its "
         "first update, computed once, without gradients: it may exceed batch_size); larger: faster on wide hardware, "
         "more memory. Unset: batch_size * gradient_accumulation_steps",
+    )
+    loss_type: Literal["sigmoid", "sppo_hard"] = Field(
+        "sigmoid",
+        description="TRL's preference loss: sigmoid (DPO: -log sigmoid(beta x the log-ratio margin); the paper) or "
+        "sppo_hard (SPPO with hard win probabilities: the chosen answer's log-ratio to the reference is pulled to "
+        "+1/(2 beta) and the rejected one's to -1/(2 beta), squared errors; the SPPO baseline)",
     )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="the adapter every member trains")
     report_to: list[str] = Field(
@@ -805,6 +837,30 @@ class SpartaConfig(StrictModel):
         return trackers
 
     ray: RayConfig = Field(default_factory=RayConfig, description="the cluster of backend.placement=ray")
+
+    @model_validator(mode="after")
+    def _outside_judge(self) -> SpartaConfig:
+        from sparta.tournament.panels import EXTERNAL_JUDGE, OUTSIDE_PANELS
+
+        if self.tournament.judges not in OUTSIDE_PANELS:
+            return self
+        panel = f"tournament.judges={self.tournament.judges}"
+        if self.tournament.aggregation != "uniform":
+            raise ValueError(
+                f"{panel}: one judge outside the pool has no reputation to weight its scores by; set "
+                f"tournament.aggregation=uniform (got {self.tournament.aggregation})"
+            )
+        if self.backend.kind != "hf":
+            raise ValueError(
+                f"{panel}: an outside judge is a model; it needs backend.kind=hf (got {self.backend.kind})"
+            )
+        if self.pool.engine != "hf":
+            raise ValueError(f"{panel}: an outside judge runs on the hf engine only; set pool.engine=hf")
+        if self.backend.placement != "local":
+            raise ValueError(f"{panel}: an outside judge runs in this process only; set backend.placement=local")
+        if EXTERNAL_JUDGE in self.member_names():
+            raise ValueError(f"pool.members: {EXTERNAL_JUDGE!r} is the name of the outside judge of {panel}")
+        return self
 
     @model_validator(mode="after")
     def _enough_judges(self) -> SpartaConfig:

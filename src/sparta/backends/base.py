@@ -15,7 +15,7 @@ from sparta.records import Instruction, JudgeRequest, Judgment, PreferencePair, 
 from sparta.registry import Registry
 
 if TYPE_CHECKING:
-    from sparta.config import SpartaConfig
+    from sparta.config import MemberConfig, SpartaConfig
 
 Progress = Callable[[int], None]
 """Called with the number of items just finished, to drive a progress bar."""
@@ -105,6 +105,22 @@ JUDGES: Registry[Any] = Registry("judge type")
 JUDGES.register("generate", "sparta.backends.hf.judges:GenerateJudge")
 JUDGES.register("logprob", "sparta.backends.hf.judges:LogprobJudge")
 JUDGES.register("likelihood", "sparta.backends.hf.judges:LikelihoodJudge")
+
+
+def outside_judges(config: SpartaConfig) -> list[MemberConfig]:
+    """Judges that are no pool member (``tournament.judges=external``), as pool entries that never answer or train.
+
+    The external judge defaults to the first member's model with no adapter and no system prompt: the base model.
+    """
+    from sparta.config import MemberConfig
+    from sparta.tournament.panels import EXTERNAL_JUDGE, OUTSIDE_PANELS
+
+    if config.tournament.judges not in OUTSIDE_PANELS:
+        return []
+    external = config.judge.external
+    model = external.model or config.pool.members[0].model
+    member = MemberConfig(name=EXTERNAL_JUDGE, model=model, adapter=external.adapter)
+    return [member.model_copy(update={"system_prompt": external.system_prompt})]
 
 
 def build_tribe(config: SpartaConfig) -> Tribe:

@@ -57,8 +57,16 @@ def _pool(config: SpartaConfig, state: RunState) -> list[str]:
     return lines
 
 
+PANEL_WORDS = {
+    "others": "every member not in the match",
+    "all": "every member",
+    "external": "one fixed judge outside the pool (`judge.external`)",
+}
+"""``tournament.judges`` in words."""
+
+
 def _judge(config: SpartaConfig) -> list[str]:
-    judged_by = "every member not in the match" if config.tournament.judges == "others" else "every member"
+    judged_by = PANEL_WORDS.get(config.tournament.judges, f"the `{config.tournament.judges}` panel")
     return [
         f"- judge type: `{config.judge.type}`: {JUDGE_TYPES.get(config.judge.type, 'a registered judge type')}",
         f"- who judges: {judged_by}",

@@ -5,6 +5,7 @@ aggregation  many judges' scores -> one score per response, by a registered rule
 peer_rank    a round rule: judge reliability from agreement with the others, iterated
 dawid_skene  a round rule: judge accuracy by EM over pairwise verdicts
 verdicts     a round's judgments as one matrix, for the round rules
+panels       who judges a match: the other members, all of them, or one external judge
 reputation   the Elo-like update and its state
 rounds       one round's ratings and preference pairs from the judgments
 bradley_terry a maximum-likelihood leaderboard beside the reputation

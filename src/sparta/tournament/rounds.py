@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sparta.config import TournamentConfig
 from sparta.records import FlatRecord, Judgment, Match, PreferencePair, Response
 from sparta.tournament.aggregation import build_aggregate
+from sparta.tournament.panels import PANELS
 from sparta.tournament.reputation import ReputationState, update_pair
 
 ScoreTable = Mapping[tuple[str, str], list[tuple[str, float | None]]]
@@ -24,10 +25,8 @@ ResponseAggregate = Callable[[Iterable[tuple[str, float | None]], Mapping[str, f
 
 
 def judges_for(match: Match, members: Sequence[str], who: str) -> list[str]:
-    """The paper's judges are the members not fighting; ``who="all"`` lets the combatants judge too."""
-    if who == "all":
-        return list(members)
-    return [m for m in members if m not in (match.model_a, match.model_b)]
+    """The judges of ``match`` under the panel named ``who`` (``tournament.judges``: others, all, external)."""
+    return PANELS.get(who)(match, members)
 
 
 def score_table(judgments: Iterable[Judgment]) -> dict[tuple[str, str], list[tuple[str, float | None]]]:

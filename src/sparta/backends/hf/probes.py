@@ -251,10 +251,12 @@ def judge_check(
     seed: int = 0,
     progress: Progress = _quiet,
     kinds: Sequence[str] = KINDS,
+    members: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (judge type, pool member as judge): accuracy per probe kind and ``overall``, failures, speed.
 
-    ``judge_config`` supplies every setting but the type. Rows are plain data for the caller to print or save.
+    ``judge_config`` supplies every setting but the type; ``members`` are the judges (default: every pool member).
+    Rows are plain data for the caller to print or save.
     """
     if n_per_kind < 1:
         raise ValueError(f"judge_check: n_per_kind must be at least 1, got {n_per_kind}")
@@ -262,7 +264,7 @@ def judge_check(
     rows = []
     for judge_type in judge_types:
         judge = JUDGES.get(judge_type)(pool, judge_config.model_copy(update={"type": judge_type}))
-        for member in pool.members:
+        for member in members or pool.members:
             start = time.perf_counter()
             judged = judge.score(_requests(member, probes), progress)
             rows.append(_row(judge_type, member, probes, judged, time.perf_counter() - start))

@@ -166,6 +166,7 @@ def dpo_config(training: TrainingConfig, seed: int, output_dir: Path, model: tor
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         max_length=training.max_length,
         truncation_mode=TRUNCATION_MODE,
+        loss_type=[training.loss_type],
         precompute_ref_log_probs=True,
         precompute_ref_batch_size=reference_batch_size(training),
         report_to=list(training.report_to) or "none",

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sparta.backends.base import Progress, _no_progress
+from sparta.backends.base import Progress, _no_progress, outside_judges
 from sparta.backends.hf.generation import generate
 from sparta.backends.hf.pool import ModelPool
 from sparta.config import SpartaConfig
@@ -26,8 +26,10 @@ class HFTribe:
 
     def __init__(self, config: SpartaConfig) -> None:
         self.config = config
-        self.pool = ModelPool(config.pool, config.training.lora, config.run.seed)
-        self.members: list[str] = list(self.pool.members)
+        # an outside judge (tournament.judges=external) joins the pool to judge; it never answers or trains
+        entries = config.pool.model_copy(update={"members": [*config.pool.members, *outside_judges(config)]})
+        self.pool = ModelPool(entries, config.training.lora, config.run.seed)
+        self.members: list[str] = config.member_names()
         self._judge: Any = None
 
     def bind_run(self, run_dir: Path) -> None:
