@@ -138,7 +138,7 @@ def test_prompted_judge_excludes_and_counts_failures(tmp_path):
 
 
 def test_sppo_is_judged_by_the_external_judge_alone_and_trains_with_the_sppo_loss(tmp_path):
-    cfg = tiny_config("sppo")
+    cfg = tiny_config("sppo", ["tournament.truncated=keep"])  # 8 tokens: a random model never stops
     assert (cfg.tournament.judges, cfg.training.loss_type, cfg.judge.type) == ("external", "sppo_hard", "likelihood")
     run(cfg, tmp_path)
     rd = tmp_path / "round_001"
