@@ -6,7 +6,7 @@
 # so running the script again after an interruption finishes the job.
 #
 #   scripts/smollm2_experiment.sh                                   # the experiment
-#   BEST_AGGREGATOR=softmax scripts/smollm2_experiment.sh           # the study's best rule for SPARTA (best)
+#   BEST_AGGREGATOR=peer_rank scripts/smollm2_experiment.sh         # another rule for SPARTA (best)
 #   OUT=runs/smoke RUN_ARGS="--set run.rounds=1 --set run.instructions_per_round=4" \
 #     EVAL_TASKS=configs/experiment/eval-smoke.yaml scripts/smollm2_experiment.sh    # the same at a tiny size
 #
@@ -16,11 +16,17 @@
 # RUN_ARGS   extra arguments for every `sparta run` (e.g. --set overrides); EVAL_ARGS for every `sparta eval`;
 #            POOL_ARGS for `sparta init-pool`; EVAL_TASKS the evaluation's task file (configs/experiment/eval.yaml)
 # BEST_AGGREGATOR  tournament.aggregation of SPARTA (best): the best rule of `sparta simulate --study aggregation`
+#            (docs/results.md section 1: dawid_skene)
+# BEST_JUDGE judge.type of SPARTA (best); default: the judge type `sparta judge-check --gold` finds most accurate on
+#            gold-decided pairs of this pool's answers, run as phase 0 beside phase 1 ($OUT/judge-check.json)
+# JUDGE_CHECK_ARGS  the judge check's size (default: 40 gold items, 3 samples at temperatures 0.3 and 1.0)
 set -euo pipefail
 OUT=${OUT:-runs/smollm2-experiment}
 POOL=${POOL:-pools/experiment}
 SPARTA=${SPARTA:-.venv/bin/sparta}
-BEST_AGGREGATOR=${BEST_AGGREGATOR:-uniform}
+BEST_AGGREGATOR=${BEST_AGGREGATOR:-dawid_skene}
+BEST_JUDGE=${BEST_JUDGE:-}
+JUDGE_CHECK_ARGS=${JUDGE_CHECK_ARGS:---gold 40 --samples 3 --temperatures 0.3,1.0 --max-pairs 48}
 RUN_ARGS=${RUN_ARGS:-}
 EVAL_ARGS=${EVAL_ARGS:-}
 POOL_ARGS=${POOL_ARGS:-}
@@ -56,6 +62,22 @@ best_initial_member() {  # the best member at round 0 of the SPARTA run's evalua
     "$OUT/sparta/eval.json"
 }
 
+judge_check() {  # phase 0: each judge type on gold-decided pairs of the pool's own answers (docs/judges.md)
+  [[ -s "$OUT/judge-check.json" ]] && return 0
+  stamp "judge-check: start"
+  # shellcheck disable=SC2086
+  "$SPARTA" judge-check "$CONFIGS/sparta.yaml" --n 0 $JUDGE_CHECK_ARGS $RUN_ARGS --out "$OUT/judge-check.json" \
+    > "$OUT/judge-check.log" 2>&1
+  stamp "judge-check: done"
+}
+
+most_accurate_judge() {  # the judge type that most often preferred the right answer in the judge check
+  python3 -c 'import json, sys
+rows = [r for r in json.load(open(sys.argv[1]))["gold"]["rows"] if r["decided"]["rate"]["score"] is not None]
+print(max(rows, key=lambda r: (r["decided"]["rate"]["score"], r["judgments_per_s"]))["judge_type"])' \
+    "$OUT/judge-check.json"
+}
+
 wait_both() {  # wait for two background jobs; fail if either failed (after both have ended)
   local status=0
   wait "$1" || status=$?
@@ -68,13 +90,20 @@ stamp "init-pool: start"
 "$SPARTA" init-pool configs/pool-demo.yaml --out "$POOL" $POOL_ARGS > "$OUT/init-pool.log" 2>&1
 stamp "init-pool: done"
 
-# phase 1: the two runs on the expert pool that need nothing else
+# phase 0 and 1: the judge check beside the two runs on the expert pool that need nothing else
+if [[ -z $BEST_JUDGE ]]; then judge_check & c=$!; fi
 run sparta "$CONFIGS/sparta.yaml" & a=$!
 run sppo "$CONFIGS/sppo.yaml" & b=$!
 wait_both $a $b
-# phase 2: Best Init (round 0) and SPARTA after training; meanwhile SPARTA with the best aggregation rule
+if [[ -z $BEST_JUDGE ]]; then
+  wait "$c"
+  BEST_JUDGE=$(most_accurate_judge)
+fi
+stamp "SPARTA (best): judge.type=$BEST_JUDGE, tournament.aggregation=$BEST_AGGREGATOR"
+# phase 2: Best Init (round 0) and SPARTA after training; meanwhile SPARTA with the best aggregation rule and judge
 evaluate sparta & a=$!
-run sparta-best "$CONFIGS/sparta-best.yaml" --set "tournament.aggregation=$BEST_AGGREGATOR" & b=$!
+run sparta-best "$CONFIGS/sparta-best.yaml" --set "tournament.aggregation=$BEST_AGGREGATOR" \
+  --set "judge.type=$BEST_JUDGE" & b=$!
 wait_both $a $b
 # phase 3: Self-Rewarding on the Best Init expert; meanwhile SPPO's evaluation
 best=$(best_initial_member)
