@@ -16,7 +16,7 @@ import torch
 from transformers import GenerationConfig
 
 from sparta.backends.base import Progress, _no_progress
-from sparta.backends.hf.generation import _encode, _Prompt, _response, _too_long
+from sparta.backends.hf.generation import Prompt, encode_requests, response_from_ids
 from sparta.backends.hf.judges import _pad_id, encoder_for
 from sparta.backends.hf.pool import ModelPool
 from sparta.backends.judging import (
@@ -46,7 +46,7 @@ def _quiet(_: int) -> None:
 # --------------------------------------------------------------------------------------------- answering
 
 
-def _answer_batches(prompts: list[_Prompt], members: list[str], batch_size: int) -> list[list[_Prompt]]:
+def _answer_batches(prompts: list[Prompt], members: list[str], batch_size: int) -> list[list[Prompt]]:
     """Group by member in pool order, sort each group by length (then id), cut into batches."""
     batches = []
     for member in members:
@@ -75,7 +75,7 @@ def _generation_config(sampling: SamplingConfig, eos: list[int], pad: int) -> Ge
     return GenerationConfig(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0, **common)
 
 
-def _left_pad_prompts(batch: list[_Prompt], pad: int, device: str) -> dict[str, torch.Tensor]:
+def _left_pad_prompts(batch: list[Prompt], pad: int, device: str) -> dict[str, torch.Tensor]:
     width = max(len(p.ids) for p in batch)
     ids = torch.full((len(batch), width), pad, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -90,7 +90,7 @@ def _rng_devices(device: str) -> list[int]:
     return [target.index or 0] if target.type == "cuda" else []
 
 
-def _run_batch(pool: ModelPool, batch: list[_Prompt], seed: int) -> list[Response]:
+def _run_batch(pool: ModelPool, batch: list[Prompt], seed: int) -> list[Response]:
     member = batch[0].member
     model, tokenizer = pool.model(member), pool.tokenizer(member)
     eos = _eos_ids(pool, member)
@@ -102,7 +102,7 @@ def _run_batch(pool: ModelPool, batch: list[_Prompt], seed: int) -> list[Respons
         torch.manual_seed(batch_seed)
         output = model.generate(**inputs, generation_config=config)
     new = output[:, inputs["input_ids"].shape[1] :].tolist()
-    return [_response(prompt, tokens, set(eos), tokenizer) for prompt, tokens in zip(batch, new)]
+    return [response_from_ids(prompt, tokens, set(eos), tokenizer) for prompt, tokens in zip(batch, new)]
 
 
 def old_generate(
@@ -114,14 +114,7 @@ def old_generate(
 ) -> list[Response]:
     """Answer every (member, instruction) request; the output order follows the input order."""
     batch_size = batch_size or pool.config.generation_batch_size
-    responses: list[Response | None] = [None] * len(requests)
-    runnable = []
-    for prompt in _encode(pool, requests):
-        if len(prompt.ids) > pool.config.max_prompt_tokens:
-            responses[prompt.index] = _too_long(pool, prompt)
-            progress(1)
-        else:
-            runnable.append(prompt)
+    responses, runnable = encode_requests(pool, requests, progress)
     for batch in _answer_batches(runnable, pool.members, batch_size):
         for prompt, response in zip(batch, _run_batch(pool, batch, seed)):
             responses[prompt.index] = response

@@ -38,23 +38,39 @@ class PromptTooLongError(SpartaError, ValueError):
 
 
 @dataclass(frozen=True)
-class _Prompt:
+class Prompt:
     index: int
     member: str
     instruction: Instruction
     ids: list[int]
 
 
-def _encode(pool: ModelPool, requests: Sequence[tuple[str, Instruction]]) -> list[_Prompt]:
+def _encode(pool: ModelPool, requests: Sequence[tuple[str, Instruction]]) -> list[Prompt]:
     prompts = []
     for index, (member, instruction) in enumerate(requests):
         text = pool.prompt_text(member, instruction.text)
         ids = pool.tokenizer(member)(text, add_special_tokens=False)["input_ids"]  # the template has its specials
-        prompts.append(_Prompt(index, member, instruction, ids))
+        prompts.append(Prompt(index, member, instruction, ids))
     return prompts
 
 
-def _too_long(pool: ModelPool, prompt: _Prompt) -> Response:
+def encode_requests(
+    pool: ModelPool, requests: Sequence[tuple[str, Instruction]], progress: Progress = _no_progress
+) -> tuple[list[Response | None], list[Prompt]]:
+    """Every request's prompt ids, as either engine feeds them: a slot per request, already filled (and counted as
+    progress) for a prompt over ``pool.max_prompt_tokens`` under ``long_prompt: skip``, and the prompts to answer."""
+    responses: list[Response | None] = [None] * len(requests)
+    runnable = []
+    for prompt in _encode(pool, requests):
+        if len(prompt.ids) > pool.config.max_prompt_tokens:
+            responses[prompt.index] = _too_long(pool, prompt)
+            progress(1)
+        else:
+            runnable.append(prompt)
+    return responses, runnable
+
+
+def _too_long(pool: ModelPool, prompt: Prompt) -> Response:
     limit = pool.config.max_prompt_tokens
     if pool.config.long_prompt == "error":
         raise PromptTooLongError(
@@ -66,12 +82,12 @@ def _too_long(pool: ModelPool, prompt: _Prompt) -> Response:
     return Response(prompt.instruction.id, prompt.member, "", meta)
 
 
-def _batches(prompts: list[_Prompt], pool: ModelPool, batch_size: int) -> list[list[_Prompt]]:
+def _batches(prompts: list[Prompt], pool: ModelPool, batch_size: int) -> list[list[Prompt]]:
     """Members of one base share batches of similar prompt lengths; within a batch, rows are grouped by member
     (each member's adapter then applies to one slice of rows)."""
     base_of = {member: index for index, (_, _, members) in enumerate(pool.bases()) for member in members}
     ordered = sorted(prompts, key=lambda p: (base_of[p.member], len(p.ids), p.instruction.id, p.member, p.index))
-    batches: list[list[_Prompt]] = []
+    batches: list[list[Prompt]] = []
     for prompt in ordered:
         if batches and len(batches[-1]) < batch_size and base_of[batches[-1][0].member] == base_of[prompt.member]:
             batches[-1].append(prompt)
@@ -86,7 +102,7 @@ def _shared_model(pool: ModelPool, member: str):
     return next(model for _, model, members in pool.bases() if member in members)
 
 
-def _eos_ids(pool: ModelPool, member: str) -> list[int]:
+def eos_ids(pool: ModelPool, member: str) -> list[int]:
     configured = _shared_model(pool, member).generation_config.eos_token_id
     ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
     if pool.tokenizer(member).eos_token_id is not None:
@@ -101,7 +117,7 @@ def request_seed(seed: int, member: str, instruction_id: str) -> int:
     return derive_seed(seed, "generate", member, instruction_id)
 
 
-def _row(pool: ModelPool, prompt: _Prompt, seed: int) -> DecodeRow:
+def _row(pool: ModelPool, prompt: Prompt, seed: int) -> DecodeRow:
     sampling = pool.sampling(prompt.member)
     return DecodeRow(
         prompt_ids=prompt.ids,
@@ -109,22 +125,22 @@ def _row(pool: ModelPool, prompt: _Prompt, seed: int) -> DecodeRow:
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         max_new_tokens=sampling.max_new_tokens,
-        stop_ids=frozenset(_eos_ids(pool, prompt.member)),
+        stop_ids=frozenset(eos_ids(pool, prompt.member)),
         seed=request_seed(seed, prompt.member, prompt.instruction.id),
     )
 
 
-def _run_batch(pool: ModelPool, batch: list[_Prompt], seed: int) -> list[Response]:
+def _run_batch(pool: ModelPool, batch: list[Prompt], seed: int) -> list[Response]:
     model = _shared_model(pool, batch[0].member)
     tokenizer = pool.tokenizer(batch[0].member)
     rows = [_row(pool, prompt, seed) for prompt in batch]
     model.eval()
     with torch.inference_mode():
         new = decode(model, rows, tokenizer.pad_token_id)
-    return [_response(prompt, tokens, row.stop_ids, tokenizer) for prompt, tokens, row in zip(batch, new, rows)]
+    return [response_from_ids(prompt, tokens, row.stop_ids, tokenizer) for prompt, tokens, row in zip(batch, new, rows)]
 
 
-def _response(prompt: _Prompt, tokens: list[int], eos: set[int] | frozenset[int], tokenizer) -> Response:
+def response_from_ids(prompt: Prompt, tokens: list[int], eos: set[int] | frozenset[int], tokenizer) -> Response:
     stop = next((i for i, t in enumerate(tokens) if t in eos), None)
     answer = tokens if stop is None else tokens[:stop]  # the end-of-sequence token is counted, not shown
     new_tokens = len(tokens) if stop is None else stop + 1
@@ -143,14 +159,7 @@ def generate(
 ) -> list[Response]:
     """Answer every (member, instruction) request; the output order follows the input order."""
     batch_size = batch_size or pool.config.generation_batch_size
-    responses: list[Response | None] = [None] * len(requests)
-    runnable = []
-    for prompt in _encode(pool, requests):
-        if len(prompt.ids) > pool.config.max_prompt_tokens:
-            responses[prompt.index] = _too_long(pool, prompt)
-            progress(1)
-        else:
-            runnable.append(prompt)
+    responses, runnable = encode_requests(pool, requests, progress)
     for batch in _batches(runnable, pool, batch_size):
         for prompt, response in zip(batch, _run_batch(pool, batch, seed)):
             responses[prompt.index] = response

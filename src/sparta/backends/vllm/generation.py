@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sparta.backends.base import Progress, _no_progress
-from sparta.backends.hf.generation import _encode, _eos_ids, _Prompt, _response, _too_long
+from sparta.backends.hf.generation import Prompt, encode_requests, eos_ids, response_from_ids
 from sparta.backends.hf.pool import ModelPool
 from sparta.backends.vllm.adapters import AdapterSet
 from sparta.backends.vllm.client import Call, VllmClient
@@ -34,7 +34,7 @@ def request_seed(seed: int, member: str, instruction_id: str) -> int:
     return derive_seed(seed, "generate", member, instruction_id)
 
 
-def _body(pool: ModelPool, adapters: AdapterSet, prompt: _Prompt, seed: int) -> dict[str, Any]:
+def _body(pool: ModelPool, adapters: AdapterSet, prompt: Prompt, seed: int) -> dict[str, Any]:
     sampling = pool.sampling(prompt.member)
     return {
         "model": adapters.name(prompt.member),
@@ -44,7 +44,7 @@ def _body(pool: ModelPool, adapters: AdapterSet, prompt: _Prompt, seed: int) -> 
         "top_p": sampling.top_p if sampling.temperature > 0 else 1.0,
         **NEUTRAL_SAMPLING,
         "seed": request_seed(seed, prompt.member, prompt.instruction.id),
-        "stop_token_ids": _eos_ids(pool, prompt.member),
+        "stop_token_ids": eos_ids(pool, prompt.member),
         "return_token_ids": True,
     }
 
@@ -71,17 +71,12 @@ def generate(
     progress: Progress = _no_progress,
 ) -> list[Response]:
     """Answer every (member, instruction) request; the output order follows the input order."""
-    responses: list[Response | None] = [None] * len(requests)
-    runnable: list[_Prompt] = []
-    for prompt in _encode(pool, requests):
-        if len(prompt.ids) > pool.config.max_prompt_tokens:
-            responses[prompt.index] = _too_long(pool, prompt)
-            progress(1)
-        else:
-            runnable.append(prompt)
+    responses, runnable = encode_requests(pool, requests, progress)
     calls = [Call("/v1/completions", _body(pool, adapters, p, seed), p.member, STAGE) for p in runnable]
     for prompt, answer in zip(runnable, client.run(calls, lambda _: progress(1)), strict=True):
         what = f"member {prompt.member!r}, {STAGE}"
-        eos = set(_eos_ids(pool, prompt.member))
-        responses[prompt.index] = _response(prompt, generated_ids(answer, what), eos, pool.tokenizer(prompt.member))
+        eos = set(eos_ids(pool, prompt.member))
+        responses[prompt.index] = response_from_ids(
+            prompt, generated_ids(answer, what), eos, pool.tokenizer(prompt.member)
+        )
     return [r for r in responses if r is not None]
