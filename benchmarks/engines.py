@@ -12,11 +12,11 @@ server for it (``.venv-vllm``, see ``make vllm``) and runs the same work on both
 2. judging: every answer of the first two members judged by every other member, once with the likelihood judge
    and once with the logprob judge; judgments/s and the largest score difference between the engines.
 
-A warm-up request runs on each engine first. The HF engine batches by ``--batch`` (pool.generation_batch_size
-and judge.batch_size); the vLLM engine sends everything at once and lets the server batch. Server start = from
-spawning the process to /health answering; server RSS = every process of its group after the work; HF RSS = this
-process's VmHWM (the HF pool and the tokenizers the vLLM engine also needs). Progress goes to stderr, the table to
-stdout, every number to ``--json``.
+A warm-up request runs on each engine first. The HF engine batches by ``--batch`` and ``--judge-batch``
+(pool.generation_batch_size and judge.batch_size, sparta's defaults unless given); the vLLM engine sends everything
+at once and lets the server batch. Server start = from spawning the process to /health answering; server RSS =
+every process of its group after the work; HF RSS = this process's VmHWM (the HF pool and the tokenizers the vLLM
+engine also needs). Progress goes to stderr, the table to stdout, every number to ``--json``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import torch
 
 from sparta.backends.vllm.server import default_python
 from sparta.backends.vllm.tribe import VllmTribe, build
-from sparta.config import MemberConfig, SamplingConfig, SpartaConfig, config_from_dict
+from sparta.config import JudgeConfig, MemberConfig, PoolConfig, SamplingConfig, SpartaConfig, config_from_dict
 from sparta.records import JudgeRequest, Response
 from sparta.rundir import adapter_dir, round_dir
 from sparta.tasks import load_task
@@ -70,9 +70,9 @@ def make_config(args: argparse.Namespace, dtype: str) -> SpartaConfig:
             "members": [m.model_dump() for m in members],
             "dtype": dtype,
             "engine": "vllm",
-            "generation_batch_size": args.batch,
+            "generation_batch_size": args.batch or PoolConfig().generation_batch_size,
         },
-        "judge": {"batch_size": args.batch},
+        "judge": {"batch_size": args.judge_batch or JudgeConfig().batch_size},
         "vllm": {"python": args.vllm_python, "kv_cache_gb": args.kv_cache_gb},
     }
     return config_from_dict(data, "benchmarks/engines.py")
@@ -171,7 +171,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--requests", type=int, default=32, help="instructions answered by each member")
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=8, help="the HF engine's generation and judge batch")
+    parser.add_argument("--batch", type=int, default=None, help="the HF engine's answering batch (default: sparta's)")
+    parser.add_argument("--judge-batch", type=int, default=None, help="the HF engine's judge batch (default: sparta's)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--vllm-python", default=default_python(), help="interpreter of an environment with vLLM")
     parser.add_argument("--kv-cache-gb", type=float, default=2.0, help="VLLM_CPU_KVCACHE_SPACE of the server")
