@@ -51,14 +51,14 @@ def member_pool(model: str, members: int, max_new_tokens: int) -> ModelPool:
 def forced_length(pool: ModelPool, tokens: int) -> Iterator[None]:
     """Every answer exactly ``tokens`` long on both paths: no end-of-sequence token can stop it."""
     config = pool.bases()[0][1].get_base_model().generation_config
-    original = generation._eos_ids
+    original = generation.eos_ids
     config.min_new_tokens = tokens  # the baseline's transformers generate reads it
-    generation._eos_ids = lambda pool, member: [-1]  # today's decoding stops at these ids only
+    generation.eos_ids = lambda pool, member: [-1]  # today's decoding stops at these ids only
     try:
         yield
     finally:
         config.min_new_tokens = None
-        generation._eos_ids = original
+        generation.eos_ids = original
 
 
 def _timed(call, *args, **kwargs) -> tuple[object, float]:

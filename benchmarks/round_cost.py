@@ -12,7 +12,7 @@ and writes every number with ``--json PATH``. Sections (all by default):
     shared     the new demo round again beside another CPU-bound process (--neighbour), against its quiet time
     dpo        where a member's DPO time goes, TRL's own reference pass beside ours (dpo_cost.py)
 
-    python benchmarks/round_cost.py                       # SmolLM2, issue 11's sizes (about 15 min on 2 quiet cores)
+    python benchmarks/round_cost.py                       # SmolLM2, issue 11's sizes (about 43 min on 2 quiet cores)
     python benchmarks/round_cost.py --quick               # tiny-llama, small sizes: a smoke test (about 2 min)
     python benchmarks/round_cost.py --sections answering judging --json cost.json
     python benchmarks/round_cost.py --dpo                 # the DPO section alone (--sections dpo)

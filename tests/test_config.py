@@ -51,6 +51,23 @@ def test_bad_values_name_the_field_and_range(override, expected):
         load_config(None, [override])
 
 
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("backend.kind=hff", r"backend\.kind.*unknown.*'hff'.*did you mean 'hf'"),
+        ("backend.placement=rey", r"backend\.placement.*did you mean 'ray'"),
+        ("data.task=procedurall", r"data\.task.*did you mean 'procedural'"),
+        ("tournament.update_rule=papr", r"tournament\.update_rule.*did you mean 'paper'"),
+        ("tournament.aggregation=dawid_skeen", r"tournament\.aggregation.*did you mean 'dawid_skene'"),
+        ("tournament.judges=externall", r"tournament\.judges.*did you mean 'external'"),
+        ("judge.type=generat", r"judge\.type.*did you mean 'generate'"),
+    ],
+)
+def test_a_misspelt_registry_name_fails_when_the_config_loads_with_the_near_name(override, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(None, [override])
+
+
 def test_bad_yaml_names_file_and_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("run:\n  rounds: 3\n  seed: [1, 2\n")

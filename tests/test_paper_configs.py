@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sparta.config import SpartaConfig, config_from_dict, read_yaml
+from sparta.config import config_from_dict, read_yaml
 from sparta.evaluation.scoring import EVAL_SCORERS
 from sparta.evaluation.specs import parse_specs
 from sparta.pool_init.config import load_init_config
@@ -16,42 +16,23 @@ from sparta.tasks import TASKS, load_task
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "configs" / "paper"
 RUNS = sorted(p for p in PAPER.rglob("*.yaml") if p.name not in ("init-pool.yaml", "eval.yaml"))
-SCALE_OUT = {"ray", "vllm"}
 EXPERTS = [
     "flan_v2", "cot", "oasst1", "lima", "code_alpaca", "gpt4_alpaca", "sharegpt", "wizardlm", "open_orca", "science",
 ]  # fmt: skip
 
 
-def scale_out_landed() -> bool:
-    return SCALE_OUT <= set(SpartaConfig.model_fields)
-
-
-def without_scale_out(data: dict) -> dict:
-    """The configuration minus the Ray placement and vLLM engine sections, for a schema that has neither yet."""
-    data = {k: v for k, v in data.items() if k not in SCALE_OUT}
-    data["backend"] = {k: v for k, v in data.get("backend", {}).items() if k != "placement"}
-    data["pool"] = {k: v for k, v in data.get("pool", {}).items() if k != "engine"}
-    return data
-
-
 @pytest.mark.parametrize("path", RUNS, ids=lambda p: str(p.relative_to(PAPER)))
-def test_every_run_configuration_validates(path):
+def test_every_run_configuration_validates_with_ray_and_vllm(path):
     data = read_yaml(path)
-    config = config_from_dict(without_scale_out(data), str(path))
+    config = config_from_dict(data, str(path))
     assert config.run.rounds in (1, 8) and config.run.instructions_per_round == 1000
     assert config.training.learning_rate == 1e-6 and config.training.beta == 0.1 and config.judge.type == "generate"
     assert data["backend"]["placement"] == "ray" and data["ray"] == {"workers": 8, "gpus_per_worker": 1}
     assert data["pool"]["engine"] == "vllm"
+    assert (config.backend.placement, config.pool.engine, config.ray.workers) == ("ray", "vllm", 8)
     for member in config.pool.members:
         assert member.clone_of or member.model == "Qwen/Qwen2.5-7B-Instruct"
         assert member.adapter in (None, f"pools/paper/adapters/{member.name}")  # where init-pool writes them
-
-
-@pytest.mark.parametrize("path", RUNS, ids=lambda p: str(p.relative_to(PAPER)))
-def test_every_run_configuration_validates_with_ray_and_vllm(path):
-    if not scale_out_landed():
-        pytest.skip("the ray: and vllm: sections, backend.placement and pool.engine are not in the schema yet")
-    config_from_dict(read_yaml(path), str(path))
 
 
 def test_the_run_names_the_ten_experts_init_pool_makes():
@@ -60,7 +41,7 @@ def test_the_run_names_the_ten_experts_init_pool_makes():
     assert len({str(m.subset.where["dataset"]) for m in init.members}) == 10  # ten different Tulu-v2 sources
     for member in init.members:
         assert member.subset.task == "hf_dataset" and member.subset.options["path"] == "allenai/tulu-v2-sft-mixture"
-    config = config_from_dict(without_scale_out(read_yaml(PAPER / "sparta.yaml")))
+    config = config_from_dict(read_yaml(PAPER / "sparta.yaml"))
     assert config.member_names() == EXPERTS
     assert config_from_dict(init.sparta).pool.dtype == "bfloat16"
 
