@@ -13,7 +13,8 @@ projections, batch 8, one epoch, precision auto = bf16 autocast).
 
 Printed, per stage: wall seconds; answering tokens/s (generated tokens) and judgments/s; DPO optimizer steps/s
 (time inside the steps) and the share of the training stage outside them; peak GPU memory (allocated and reserved);
-and each stage's achieved TFLOP/s as a share of the bf16 peak (``--peak-tflops``, default 989: an H200 SXM's dense bf16 rate per NVIDIA's datasheet).
+and each stage's achieved TFLOP/s as a share of the bf16 peak (``--peak-tflops``, default 989: an H200 SXM's dense
+bf16 rate per NVIDIA's datasheet).
 FLOPs are counted as 2 x parameters (all but the input embedding) per token fed forward: answering, every prompt
 and generated token; judging, the judged answer's prompt and tokens; DPO steps, 3 x that over both answers of
 every pair (forward, then backward through activations and the small LoRA weights); attention is not counted, so
@@ -183,7 +184,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="torch device (default: cuda if there is one, else cpu)")
     parser.add_argument("--instructions", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--peak-tflops", type=float, default=989.0, help="the device's dense bf16 matmul rate in TFLOP/s")
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="the device's dense bf16 rate, TFLOP/s")
     parser.add_argument("--out", type=Path, default=Path("/tmp/sparta-gpu-check"), help="model and run directory")
     parser.add_argument("--json", type=Path, default=None, help="also write every number here")
     return parser.parse_args(argv)
