@@ -10,7 +10,7 @@ takes on an idle core, so they stay meaningful on a machine shared with other jo
     OMP_NUM_THREADS=1 python benchmarks/experiment_cost.py                       # 8 instructions, 240 eval items
     OMP_NUM_THREADS=1 python benchmarks/experiment_cost.py --instructions 16 --eval-items 24 --json cost.json
 
-docs/results.md section 4 sizes the experiment with these numbers.
+docs/results.md section 5 sizes the experiment with these numbers.
 """
 
 from __future__ import annotations

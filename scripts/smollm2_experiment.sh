@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The SmolLM2 experiment of docs/results.md section 4: SPARTA (paper rule), SPARTA (best aggregation rule), Self-
-# Rewarding and SPPO against Best Init, on 240 held-out gold items with paired intervals and McNemar p-values.
+# The SmolLM2 experiment of docs/results.md section 5: SPARTA (paper rule), SPARTA (best aggregation rule), Self-
+# Rewarding and SPPO against Best Init, on 200 held-out gold items with paired intervals and McNemar p-values.
 # Sized to fit 90 minutes of wall time on 2 quiet CPU cores: two runs at a time, one torch thread each.
 # Run from the repository root. Every step resumes where it stopped (runs, evaluations and init-pool are resumable),
 # so running the script again after an interruption finishes the job.
