@@ -21,7 +21,7 @@ NEIGHBOURS = {
     "torch": "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a",
 }
 """A one-thread busy loop, or a second torch job with torch's defaults (a thread per core, spinning)."""
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 HERE = Path(__file__).resolve().parent
 
 

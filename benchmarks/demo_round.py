@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     training = read_json(round_dir(args.out, 1) / TRAINING)
     report = {
         "path": args.path,
-        "threads": threads or f"{torch.get_num_threads()} torch thread(s), OMP_WAIT_POLICY unset (spinning)",
+        "threads": threads or f"{torch.get_num_threads()} torch thread(s), OpenMP wait unset (300,000 spins)",
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
         "load_seconds": loaded - started,
         "round_seconds": finished - loaded,
         "stage_seconds": seconds,

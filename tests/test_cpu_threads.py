@@ -1,4 +1,4 @@
-"""Thread count from the CPUs this process may use; idle OpenMP threads that sleep; the user's settings kept."""
+"""Thread count from the CPUs this process may use; idle OpenMP threads that spin briefly; the user's settings kept."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")}
+    variables = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    env = {k: v for k, v in os.environ.items() if k not in variables}
     return {**env, "PYTHONPATH": SRC, **extra}
 
 
@@ -54,27 +55,27 @@ def test_user_settings_are_kept_and_defaults_filled():
         "OMP_NUM_THREADS": "3",
         "MKL_NUM_THREADS": "3",
         "OMP_WAIT_POLICY": "ACTIVE",
+        "GOMP_SPINCOUNT": "1000",
         "KMP_BLOCKTIME": "0",
     }
     fresh: dict[str, str] = {}
     plan = prepare_cpu_threads(fresh)
-    assert fresh["OMP_WAIT_POLICY"] == "PASSIVE" and fresh["OMP_NUM_THREADS"] == str(plan.threads)
+    assert "OMP_WAIT_POLICY" not in fresh and fresh["GOMP_SPINCOUNT"] == "1000"
+    assert fresh["OMP_NUM_THREADS"] == str(plan.threads) and plan.wait_policy == "spin 1000"
     assert plan.threads == min(len(os.sched_getaffinity(0)), plan.threads) >= 1
 
 
 def test_torch_started_after_the_plan_uses_its_threads_and_policy():
-    """A process pinned to one CPU gets one torch thread, and OpenMP itself reports the passive wait policy."""
+    """A process pinned to one CPU gets one torch thread, and OpenMP itself reports the short spin."""
     code = (
         "import os, json; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
         "from sparta.cpu_threads import prepare_cpu_threads; plan = prepare_cpu_threads();"
         "import torch; torch.ones(8).sum(); print(json.dumps([torch.get_num_threads(), plan.torch_started]))"
     )
-    env = _env(OMP_DISPLAY_ENV="TRUE")  # the OpenMP runtime prints the settings it started with
+    env = _env(OMP_DISPLAY_ENV="VERBOSE")  # the OpenMP runtime prints the settings it started with
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [1, False]
-    assert (
-        "OMP_WAIT_POLICY = 'PASSIVE'" in out.stderr + out.stdout and "OMP_NUM_THREADS = '1'" in out.stderr + out.stdout
-    )
+    assert "GOMP_SPINCOUNT = '1000'" in out.stderr + out.stdout and "OMP_NUM_THREADS = '1'" in out.stderr + out.stdout
 
 
 def test_the_command_line_prepares_threads_before_any_command(tmp_path):
@@ -83,7 +84,7 @@ def test_the_command_line_prepares_threads_before_any_command(tmp_path):
         f" '--out', {str(tmp_path / 'sim')!r}]\n"
         "from sparta.cli import app\n"
         "try:\n    app()\nexcept SystemExit:\n    pass\n"
-        "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('OMP_NUM_THREADS'))"
+        "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_NUM_THREADS'))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == f"PASSIVE {len(os.sched_getaffinity(0))}"
+    assert out.stdout.strip().splitlines()[-1] == f"1000 {len(os.sched_getaffinity(0))}"

@@ -1,18 +1,25 @@
 """How many CPU threads torch uses and how its idle threads wait: chosen from the CPUs this process may use.
 
 torch runs its CPU kernels on an OpenMP pool, one thread per core by default, and an idle OpenMP thread spins
-(busy-waits) for a while before it sleeps. Alone on a machine that is fast. Beside another CPU-bound process
-it is a disaster: a spinning thread holds a core that the thread everybody waits for needs, and every parallel
-region waits for the slowest thread. Measured on 2 cores beside another torch job: judging 10-30x slower instead
-of the 2x fair sharing costs (benchmarks/README.md). So, before torch starts its thread pool:
+(busy-waits) before it sleeps: GNU OpenMP (the runtime of the PyPI torch wheels) for 300,000 spins. Beside another
+CPU-bound process that is a disaster: a spinning thread holds a core that the thread everybody waits for needs,
+and every parallel region waits for the slowest thread. Measured on 2 cores beside another torch job: judging
+10-30x slower instead of the 2x fair sharing costs. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) is no better
+alone: every parallel region then wakes its threads through the kernel, about 200 us in a virtual machine whose
+idle CPUs halt, and a decoding step runs thousands of small regions (generation ran at half speed).
+So, before torch starts its thread pool:
 
 - threads: the CPUs this process may run on (``os.sched_getaffinity``), further limited by a cgroup CPU quota
   (containers: ``cpu.max`` or ``cpu.cfs_quota_us``), at least 1;
-- ``OMP_WAIT_POLICY=PASSIVE``: idle OpenMP threads sleep at once (GNU and LLVM OpenMP); ``KMP_BLOCKTIME=0`` says
-  the same to Intel's OpenMP; ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` carry the thread count.
+- a short spin: ``GOMP_SPINCOUNT=1000`` (GNU OpenMP: a few microseconds, enough to bridge back-to-back kernels,
+  then sleep); ``KMP_BLOCKTIME=0`` (Intel and LLVM OpenMP, whose finest non-zero setting is a millisecond: sleep);
+  ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` carry the thread count. Measured on 2 cores (benchmarks/README.md,
+  "Threads"): generation tok/s quiet / beside a busy process: passive 29 / 36, 1000 spins 50 / 27, 3000 spins
+  57 / 19, 10000 spins 59 / 11; 1000 is the count that keeps sharing under 2x of quiet and the quiet speed.
 
 OpenMP reads these variables once, when torch is first imported; ``sparta``'s command line sets them before that.
-A variable the user has set is never changed. Library users set them in the environment themselves (README).
+A variable the user has set is never changed (an ``OMP_WAIT_POLICY`` of theirs overrides the spin count). Library
+users set them in the environment themselves (README).
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
-"""Idle threads sleep instead of spinning: GNU/LLVM OpenMP, then Intel OpenMP (milliseconds of spinning)."""
+WAIT_POLICY = {"GOMP_SPINCOUNT": "1000", "KMP_BLOCKTIME": "0"}
+"""Idle threads spin briefly, then sleep: GNU OpenMP's spin count, then Intel/LLVM OpenMP's block time (ms)."""
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -34,12 +41,13 @@ class ThreadPlan:
     threads: int
     why: str
     wait_policy: str
+    """``OMP_WAIT_POLICY`` when set, else the GNU OpenMP spin count (``spin 1000``)."""
     torch_started: bool
     """True when torch was imported before the plan: its thread pool already read the environment."""
 
     def describe(self) -> str:
         late = "; torch had already started, so its wait policy is its own" if self.torch_started else ""
-        return f"{self.threads} torch thread(s) ({self.why}), OMP_WAIT_POLICY={self.wait_policy}{late}"
+        return f"{self.threads} torch thread(s) ({self.why}), OpenMP wait: {self.wait_policy}{late}"
 
 
 def _own_cgroup(proc_cgroup: Path, controller: str) -> str | None:
@@ -118,4 +126,5 @@ def prepare_cpu_threads(environ: MutableMapping[str, str] = os.environ) -> Threa
         import torch
 
         torch.set_num_threads(threads)
-    return ThreadPlan(threads, why, environ["OMP_WAIT_POLICY"], torch_started)
+    policy = environ.get("OMP_WAIT_POLICY") or f"spin {environ['GOMP_SPINCOUNT']}"
+    return ThreadPlan(threads, why, policy, torch_started)

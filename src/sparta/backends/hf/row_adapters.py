@@ -4,9 +4,14 @@ PEFT can do this (``adapter_names``): per layer and adapter it gathers that adap
 and scatters the result back, after rebuilding the row lists in Python. With a batch whose rows are grouped by
 adapter (the callers sort them so) the gather is a slice: the base layers run with PEFT's adapters switched
 off, and a hook on every LoRA layer adds ``B_k(A_k(x[rows of k])) * scaling_k`` to those rows of its output,
-which is the same arithmetic as PEFT's own LoRA forward. Layers our hook does not cover (LoRA variants such as
-DoRA, a LoRA bias, non-linear layers) or rows not grouped by adapter fall back to PEFT's ``adapter_names``;
-a batch of one adapter simply activates it.
+which is PEFT's own LoRA arithmetic up to float rounding. It does so for all adapters at once: the rows meet every
+adapter's A stacked into one matrix, a mask keeps each row's own block of that product, and the adapters' B
+(scaled) side by side finish it: two matrix products per layer instead of two per adapter. A decoding step is
+thousands of such small products, each paying a parallel region's start-up more than its arithmetic (measured:
+answering 4 members in one batch spent a fifth of its time in the per-adapter products).
+
+Layers our hook does not cover (LoRA variants such as DoRA, a LoRA bias, non-linear layers) or rows not grouped
+by adapter fall back to PEFT's ``adapter_names``; a batch of one adapter simply activates it.
 """
 
 from __future__ import annotations
@@ -44,15 +49,38 @@ def _plain_lora(layer: Any) -> bool:
     return not any(getattr(layer, "lora_bias", {}).get(name, False) for name in layer.lora_A)
 
 
+def _stacked(layer: Any, holder: RowAdapters) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(every run's A stacked, every run's B x scaling side by side, the mask of each row's own block), built once
+    per layer and batch; None when this layer carries none of the batch's adapters."""
+    key = id(layer)
+    if key not in holder.stacked:
+        names = [name for name, _, _ in holder.runs if name in layer.lora_A]
+        if not names:
+            holder.stacked[key] = None
+            return None
+        a = torch.cat([layer.lora_A[name].weight for name in names])
+        b = torch.cat([layer.lora_B[name].weight * layer.scaling[name] for name in names], dim=1)
+        mask = torch.zeros((holder.runs[-1][2], a.shape[0]), dtype=a.dtype, device=a.device)
+        column = 0
+        for name, start, end in holder.runs:
+            if name in layer.lora_A:
+                rank = layer.lora_A[name].weight.shape[0]
+                mask[start:end, column : column + rank] = 1
+                column += rank
+        holder.stacked[key] = a, b, mask
+    return holder.stacked[key]
+
+
 def _add_deltas(layer: Any, args: tuple, output: torch.Tensor, holder: RowAdapters) -> torch.Tensor:
-    """Forward hook: add every run's adapter to its rows of the base layer's output (in place)."""
+    """Forward hook: add every row's own adapter to its row of the base layer's output (in place)."""
+    stacked = _stacked(layer, holder)
+    if stacked is None:
+        return output
+    a, b, mask = stacked
     x = args[0]
-    for name, start, end in holder.runs:
-        if name not in layer.lora_A:
-            continue
-        a, b = layer.lora_A[name].weight, layer.lora_B[name].weight
-        delta = F.linear(F.linear(x[start:end].to(a.dtype), a), b) * layer.scaling[name]
-        output[start:end] += delta.to(output.dtype)
+    low = F.linear(x.to(a.dtype), a)
+    low = low * mask.view(mask.shape[0], *([1] * (low.dim() - 2)), mask.shape[1])
+    output += F.linear(low, b).to(output.dtype)
     return output
 
 
@@ -67,6 +95,8 @@ class RowAdapters:
         self.model = model
         self.names: list[str] = []
         self.runs: Runs = []
+        self.stacked: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None] = {}
+        """Per layer: the stacked adapters of the current runs (``_stacked``); emptied whenever the runs change."""
         self._hooks: list[Any] = []
         self._sliced = False
         self._layers: list[Any] | None = None
@@ -74,6 +104,7 @@ class RowAdapters:
     def use(self, adapters: Sequence[str]) -> None:
         """Route row i through ``adapters[i]`` until the next call."""
         names, runs = list(adapters), adapter_runs(adapters)
+        self.stacked = {}
         if self._hooks and (runs is not None or not self._sliced):
             self.names, self.runs = names, runs or []  # the hooks read these: rows left the batch
             return
