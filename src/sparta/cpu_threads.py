@@ -6,16 +6,19 @@ CPU-bound process that is a disaster: a spinning thread holds a core that the th
 and every parallel region waits for the slowest thread. Measured on 2 cores beside another torch job: judging
 10-30x slower instead of the 2x fair sharing costs. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) is no better
 alone: every parallel region then wakes its threads through the kernel, about 200 us in a virtual machine whose
-idle CPUs halt, and a decoding step runs thousands of small regions (generation ran at half speed).
+idle CPUs halt, and a decoding step or a reference pass runs thousands of small regions.
 So, before torch starts its thread pool:
 
 - threads: the CPUs this process may run on (``os.sched_getaffinity``), further limited by a cgroup CPU quota
   (containers: ``cpu.max`` or ``cpu.cfs_quota_us``), at least 1;
 - a short spin: ``GOMP_SPINCOUNT=1000`` (GNU OpenMP: a few microseconds, enough to bridge back-to-back kernels,
   then sleep); ``KMP_BLOCKTIME=0`` (Intel and LLVM OpenMP, whose finest non-zero setting is a millisecond: sleep);
-  ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` carry the thread count. Measured on 2 cores (benchmarks/README.md,
-  "Threads"): generation tok/s quiet / beside a busy process: passive 29 / 36, 1000 spins 50 / 27, 3000 spins
-  57 / 19, 10000 spins 59 / 11; 1000 is the count that keeps sharing under 2x of quiet and the quiet speed.
+  ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` carry the thread count. Measured on 2 cores
+  (``benchmarks/wait_policy.py``: 4 members answering in one batch), tok/s quiet / beside a busy process:
+  passive 41.7 / 37.6, 1000 spins 43.9 / 33.5, 3000 spins 56.9 / 26.7, 10000 spins 58.5 / 17.1. Longer spins buy
+  quiet speed with a slowdown beside a neighbour that grows to 3.4x; 1000 is a little faster than sleeping at once
+  quiet, and sharing costs 1.3x. Where small kernels dominate the gain is larger: the DPO reference passes of four
+  members took 68 s passive and 51 s with 1000 spins (two runs of benchmarks/round_cost.py).
 
 OpenMP reads these variables once, when torch is first imported; ``sparta``'s command line sets them before that.
 A variable the user has set is never changed (an ``OMP_WAIT_POLICY`` of theirs overrides the spin count). Library
