@@ -5,8 +5,10 @@ A child process of round_cost.py, so that each path starts torch with its own th
     python benchmarks/demo_round.py new OUT   # today's path; threads and wait policy as the sparta command sets them
     python benchmarks/demo_round.py old OUT   # the per-member path (baseline.py); torch's default threads, spinning
 
-``old`` also restores the demo's batch sizes before mixed batches (8 answers, 8 judgments per batch). Both judge
-with the likelihood judge (the one the demo's judge-check picks for SmolLM2) and skip the judge-check.
+``old`` also restores the demo's batch sizes before mixed batches (8 answers, 8 judgments per batch) and its DPO
+before issue 11 (``dpo_baseline.py``: TRL's own reference pass, each prompt run twice and its output head on every
+position in the optimizer steps). Both judge with the likelihood judge (the one the demo's judge-check picks for
+SmolLM2) and skip the judge-check.
 ``--model`` and ``--instructions`` shrink the round for a smoke test.
 """
 
@@ -67,16 +69,22 @@ class _Timed:
 
 
 def _old_paths(tribe: Any) -> None:
-    """Answer and judge as before mixed batches."""
+    """Answer and judge as before mixed batches, train as before the leaner DPO."""
     from baseline import OldLikelihoodJudge, old_generate
+    from dpo_baseline import train_member_trl_reference
+    from sparta.backends.hf import training
 
     config = tribe.config
 
     def generate(requests, seed, progress=lambda n: None):
         return old_generate(tribe.pool, requests, seed, config.pool.generation_batch_size, progress)
 
+    def train_member(pool, member, pairs, out_dir, training_config, seed, progress=lambda n: None, log_dir=None):
+        return train_member_trl_reference(pool, member, pairs, out_dir, training_config, seed)
+
     tribe.generate = generate
     tribe._judge = OldLikelihoodJudge(tribe.pool, config.judge)
+    training.train_member = train_member  # the tribe imports it at each call
 
 
 def main(argv: list[str] | None = None) -> int:

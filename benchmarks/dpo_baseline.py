@@ -66,6 +66,9 @@ def train_member_trl_reference(
     inner, tokenizer = peft_model.get_base_model(), pool.tokenizer(member)
     collator = preference_collator(tokenizer, training.max_length)
     fitted = fit_pairs(pool, member, pairs, collator)
+    if not fitted.pairs:  # as today's path: nothing to train on, the adapter saved unchanged
+        pool.save_adapter(member, Path(out_dir))
+        return {"steps": 0, "pairs_trained": 0}
     check_end_of_turn(member, fitted, _stop_token_ids(inner, tokenizer))
     set_seed(seed)
     watch = StepWatch(member, lambda n: None, device=model_device(inner))

@@ -8,7 +8,7 @@ and writes every number with ``--json PATH``. Sections (all by default):
     judging    the likelihood and logprob judges on every match's judge requests: per-member batches vs mixed
                batches without and with shared prefixes; judgments/s and the largest score difference
     precision  pool.dtype auto's probe on this machine: what it measures and picks
-    round      one demo round (answer, judge, train) in fresh processes: old path and threads vs new
+    round      one demo round (answer, judge, train) in fresh processes: old paths (DPO too) and threads vs new
     shared     the new demo round again beside another CPU-bound process (--neighbour), against its quiet time
     dpo        where a member's DPO time goes, TRL's own reference pass beside ours (dpo_cost.py)
 

@@ -38,6 +38,29 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture
+def varied_pairs():
+    """``varied_pairs(n)``: n preference pairs whose prompts and answers all differ in length, so that every row of
+    a DPO batch is padded differently."""
+    from sparta.records import PreferencePair
+
+    def pairs(n: int) -> list[PreferencePair]:
+        return [
+            PreferencePair(
+                prompt=f"What is {i} + {i + 1}?" + " Explain why." * i,
+                chosen=f"It is {2 * i + 1}." + " Because adding works so." * (n - 1 - i),
+                rejected="Cat dog tree." * (i + 1),
+                chosen_model="b",
+                rejected_model="c",
+                margin=1.0,
+                instruction_id=f"q{i}",
+            )
+            for i in range(n)
+        ]
+
+    return pairs
+
+
+@pytest.fixture
 def shared_tasks() -> Path:
     """The directory of the authors' instruction sets. Missing, a test skips and says why; under ``CI=true`` a
     missing directory is a broken set-up and the test fails."""

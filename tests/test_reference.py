@@ -15,10 +15,16 @@ pytest.importorskip("trl")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from sparta.backends.hf import training  # noqa: E402
+from sparta.backends.hf import reference, training  # noqa: E402
 from sparta.backends.hf.dpo_data import fit_pairs  # noqa: E402
 from sparta.backends.hf.pool import ModelPool  # noqa: E402
-from sparta.backends.hf.reference import plain_head, reference_logps, target_logps  # noqa: E402
+from sparta.backends.hf.reference import (  # noqa: E402
+    answer_states,
+    packs,
+    plain_head,
+    reference_logps,
+    target_logps,
+)
 from sparta.config import LoraConfig, PoolConfig, TrainingConfig  # noqa: E402
 from sparta.records import PreferencePair  # noqa: E402
 
@@ -105,6 +111,31 @@ def test_reference_does_not_depend_on_batching(pool):
         together = reference_logps(inner, tokens, pad, batch_size=size)
         assert together[0] == pytest.approx(one[0], abs=1e-4) and together[1] == pytest.approx(one[1], abs=1e-4)
     assert not inner.training  # eval mode restored
+
+
+def test_packed_sequences_give_the_padded_passes_states_without_padding(pool, monkeypatch):
+    inner, pad = pool.model("alice").get_base_model(), pool.tokenizer("alice").pad_token_id
+    tokens = list(_tokens(pool))
+    assert packs(inner)  # tiny-llama runs under SDPA without a sliding window
+    embedded: list[int] = []
+    hook = inner.get_input_embeddings().register_forward_hook(lambda m, i, out: embedded.append(out.shape[:2].numel()))
+    with torch.no_grad():
+        packed = answer_states(inner, tokens, pad)
+        monkeypatch.setattr(reference, "packs", lambda model: False)
+        padded = answer_states(inner, tokens, pad)
+    hook.remove()
+
+    fed = sum(len(answer) - 1 for t in tokens for answer in (t.chosen_ids, t.rejected_ids))
+    real = sum(len(t.prompt_ids) for t in tokens) + fed
+    assert len(embedded) == 4 and embedded[0] + embedded[1] == real and embedded[2] + embedded[3] > real
+    assert torch.equal(packed[1], padded[1]) and torch.equal(packed[2], padded[2])  # the same tokens, same order
+    assert torch.allclose(packed[0], padded[0], atol=1e-5)
+
+
+def test_a_sliding_window_is_not_packed(pool):
+    inner = pool.model("alice").get_base_model()
+    inner.config.sliding_window = 8
+    assert not packs(inner)
 
 
 @settings(max_examples=40, deadline=None)

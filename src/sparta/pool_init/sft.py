@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import PrinterCallback, set_seed
 
+from sparta.backends.hf.fused_head import labelled_positions_only
 from sparta.backends.hf.trainer_args import model_device, on_device, one_device, trainer_defaults
 from sparta.backends.hf.training import StepWatch, quiet_trainer, restoring_shared_model
 from sparta.config import ConfigError
@@ -136,7 +137,8 @@ def train_sft(
             callbacks=[watch],
         )
         trainer.remove_callback(PrinterCallback)
-        result = trainer.train()
+        with labelled_positions_only():
+            result = trainer.train()
         steps = trainer.state.global_step
         del trainer
     return {

@@ -7,7 +7,8 @@ TRL 1.16's own reference pass, which costs about as much as the optimizer steps'
 benchmarks/README.md) because it:
 
 - runs prompt + chosen and prompt + rejected as two padded rows, so every prompt twice; here each prompt runs once
-  and both answers continue from its KV cache;
+  and both answers continue from its KV cache, and under SDPA attention a batch's prompts are packed into one row
+  and its answers into another, so nothing is padded (a block mask keeps every sequence to itself);
 - scores every position off CUDA (prompt and padding too) and also computes entropy and top-1 statistics; here the
   output head runs on answer tokens only and computes the log-softmax alone;
 - hashes the whole model (the base and every member's adapter) to name a dataset cache file it writes per member.
@@ -15,6 +16,7 @@ benchmarks/README.md) because it:
 The head is applied in float32 to the backbone's hidden states, vocabulary slice by slice, as TRL's fused head
 accumulates its logits, so these numbers and TRL's log-probabilities of the same policy agree up to summation order.
 Models whose logits are more than ``head(hidden)`` (soft-capping, scaling) are left to TRL's own pass.
+:func:`answer_states` also serves the optimizer steps, with gradients (``policy_pass``).
 """
 
 from __future__ import annotations
@@ -85,10 +87,91 @@ def target_logps(
     return chosen - normaliser
 
 
-def _batch_logps(model: torch.nn.Module, batch: Sequence[PairTokens], pad_id: int) -> torch.Tensor:
-    """(pairs, 2): the summed log-probs of each pair's chosen and rejected answer; each prompt runs once."""
+def answer_states(
+    model: torch.nn.Module, batch: Sequence[PairTokens], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each answer token's predicting state, each prompt run once and both its answers continuing from its KV cache.
+
+    Returns (states, targets, valid): ``valid`` is (2 x pairs, longest answer), True on real answer tokens, rows in
+    the order chosen, rejected of each pair; ``states`` (valid tokens, hidden) and ``targets`` (valid tokens) list
+    the real tokens row by row. Gradients flow through the prompt's cache when the caller records them. Under
+    PyTorch's SDPA attention the sequences are packed (:func:`_packed_answer_states`), otherwise padded.
+    """
     if any(not tokens.prompt_ids for tokens in batch):
         raise ValueError("a preference pair without prompt tokens has no position to predict its answers from")
+    if packs(model):
+        return _packed_answer_states(model, batch)
+    return _padded_answer_states(model, batch, pad_id)
+
+
+def packs(model: torch.nn.Module) -> bool:
+    """Whether sequences can be packed into one row: SDPA attention (it reads a boolean mask as given) and no
+    sliding window (the block mask below ignores one)."""
+    config = model.config.get_text_config()
+    return getattr(config, "_attn_implementation", None) == "sdpa" and not getattr(config, "sliding_window", None)
+
+
+def _packed_answer_states(
+    model: torch.nn.Module, batch: Sequence[PairTokens]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`answer_states` without padding: every prompt in one row, then every answer in another.
+
+    Each prompt token sees its own prompt's earlier tokens; each answer token its prompt and its own earlier
+    tokens (a boolean block mask, True where attention is allowed); position ids restart with every sequence.
+    """
+    backbone, device = model.base_model, model.get_output_embeddings().weight.device
+    keyword = _cache_keyword(type(backbone))
+    prompts = [tokens.prompt_ids for tokens in batch]
+    answers = [ids for tokens in batch for ids in (tokens.chosen_ids, tokens.rejected_ids)]
+    fed = [ids[:-1] for ids in answers]
+
+    def packed(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ids, sequence index, position within the sequence) of every token, sequences one after another."""
+        ids = torch.tensor([i for seq in seqs for i in seq], dtype=torch.long, device=device)
+        lengths = torch.tensor([len(seq) for seq in seqs], device=device)
+        owner = torch.repeat_interleave(torch.arange(len(seqs), device=device), lengths)
+        starts = torch.cumsum(lengths, 0) - lengths
+        return ids, owner, torch.arange(len(ids), device=device) - starts[owner]
+
+    prompt_ids, prompt_of, prompt_pos = packed(prompts)
+    causal = (prompt_of[:, None] == prompt_of[None, :]) & (prompt_pos[None, :] <= prompt_pos[:, None])
+    out = backbone(
+        input_ids=prompt_ids[None],
+        attention_mask=causal[None, None],
+        position_ids=prompt_pos[None],
+        use_cache=True,
+    )
+    hidden = out.last_hidden_state[0]
+    prompt_ends = torch.cumsum(torch.tensor([len(p) for p in prompts], device=device), 0) - 1
+    first = prompt_ends.repeat_interleave(2)  # the prompt's last state predicts each answer's first token
+    index = [first[a : a + 1] for a in range(len(answers))]
+    if sum(map(len, fed)) > 0:
+        fed_ids, answer_of, fed_pos = packed(fed)
+        pair_of = answer_of // 2
+        sees_prompt = pair_of[:, None] == prompt_of[None, :]
+        sees_answer = (answer_of[:, None] == answer_of[None, :]) & (fed_pos[None, :] <= fed_pos[:, None])
+        mask = torch.cat([sees_prompt, sees_answer], dim=1)
+        positions = fed_pos + torch.tensor([len(p) for p in prompts], device=device)[pair_of]
+        continued = backbone(
+            input_ids=fed_ids[None],
+            attention_mask=mask[None, None],
+            position_ids=positions[None],
+            **{keyword: out[keyword]},
+        )
+        hidden = torch.cat([hidden, continued.last_hidden_state[0]])
+        offset = len(prompt_ids)
+        for a, seq in enumerate(fed):
+            index[a] = torch.cat([index[a], torch.arange(offset, offset + len(seq), device=device)])
+            offset += len(seq)
+    targets, valid = _padded(answers, 0, left=False, device=device)
+    valid = valid.bool()
+    return hidden[torch.cat(index)], targets[valid], valid
+
+
+def _padded_answer_states(
+    model: torch.nn.Module, batch: Sequence[PairTokens], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`answer_states` with prompts left-padded and answers right-padded (any attention implementation)."""
     backbone, head = model.base_model, model.get_output_embeddings()
     device, keyword = head.weight.device, _cache_keyword(type(model.base_model))
     prompt_ids, prompt_mask = _padded([t.prompt_ids for t in batch], pad_id, left=True, device=device)
@@ -109,8 +192,14 @@ def _batch_logps(model: torch.nn.Module, batch: Sequence[PairTokens], pad_id: in
         states = torch.cat([states, hidden.last_hidden_state], dim=1)
     targets, valid = _padded(answers, 0, left=False, device=device)
     valid = valid.bool()
-    per_token = target_logps(states[:, : targets.shape[1]][valid], targets[valid], head)
-    sums = torch.zeros(len(answers), device=device).index_add_(0, valid.nonzero()[:, 0], per_token)
+    return states[:, : targets.shape[1]][valid], targets[valid], valid
+
+
+def _batch_logps(model: torch.nn.Module, batch: Sequence[PairTokens], pad_id: int) -> torch.Tensor:
+    """(pairs, 2): the summed log-probs of each pair's chosen and rejected answer."""
+    states, targets, valid = answer_states(model, batch, pad_id)
+    per_token = target_logps(states, targets, model.get_output_embeddings())
+    sums = torch.zeros(len(valid), device=per_token.device).index_add_(0, valid.nonzero()[:, 0], per_token)
     return sums.view(len(batch), 2)
 
 

@@ -17,10 +17,11 @@ counted, and an answer cut by ``max_new_tokens`` is trained on without an end-of
 reference log-probabilities, computed before the trainer is built (``reference``: each prompt once, the output head
 on answer tokens only), so TRL neither runs its own reference pass nor hashes the shared model to cache one: its
 ``ref_model`` slot holds a :class:`_ReferenceSlot` with no weights. The trainer sees one device, the model's, and
-trains in the pool's precision (``trainer_args``). The LoRA dropout of ``training.lora.dropout`` is active during
-the steps (TRL zeroes it otherwise). The shared model is left as it was found (forward method, dropout, train/eval
-mode, device); if training diverges the member's adapter is restored to its weights from before the call and
-nothing is saved.
+trains in the pool's precision (``trainer_args``); in its steps each prompt runs once for both answers
+(``policy_pass``) and the output head scores answer tokens alone (``fused_head``). The LoRA dropout of
+``training.lora.dropout`` is active during the steps (TRL zeroes it otherwise). The shared model is left as it was
+found (forward method, dropout, train/eval mode, device); if training diverges the member's adapter is restored to
+its weights from before the call and nothing is saved.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ import torch
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
 from sparta.backends.hf.dpo_data import TRUNCATION_MODE, FittedPairs, check_end_of_turn, fit_pairs
+from sparta.backends.hf.fused_head import labelled_positions_only
+from sparta.backends.hf.policy_pass import sharing_prompts
 from sparta.backends.hf.reference import plain_head, reference_logps
 from sparta.backends.hf.trainer_args import model_device, on_device, one_device, trainer_defaults
 from sparta.config import TrainingConfig
@@ -428,7 +431,12 @@ def train_member(
         reference_s += getattr(trainer, "reference_seconds", 0.0)  # TRL's kernel runs in the constructor
         trainer.remove_callback(PrinterCallback)
         # the reference log-probs are in: no dropout before the steps
-        with lora_dropout(peft_model, member, training.lora.dropout), frozen_heap():
+        with (
+            lora_dropout(peft_model, member, training.lora.dropout),
+            frozen_heap(),
+            labelled_positions_only(),
+            sharing_prompts(trainer),
+        ):
             result = trainer.train()
         steps = trainer.state.global_step
         _check_finite_adapter(peft_model, member, steps)
