@@ -8,7 +8,8 @@ A child process of round_cost.py, so that each path starts torch with its own th
 ``old`` also restores the demo's batch sizes before mixed batches (8 answers, 8 judgments per batch) and its DPO
 before issue 11 (``dpo_baseline.py``: TRL's own reference pass, each prompt run twice and its output head on every
 position in the optimizer steps). Both judge with the likelihood judge (the one the demo's judge-check picks for
-SmolLM2) and skip the judge-check.
+SmolLM2), skip the judge-check and keep the pairs of cut answers (``tournament.truncated=keep``), so that both
+rounds train on every decided match: the same number of pairs.
 ``--model`` and ``--instructions`` shrink the round for a smoke test.
 """
 
@@ -29,7 +30,9 @@ OLD_BATCH = 8
 def _config(path: str, model: str | None, instructions: int | None) -> Any:
     from sparta.demo import demo_config
 
-    overrides = ["run.rounds=1", "judge.type=likelihood"]
+    # every decided match becomes a pair, cut answers included: which answers max_new_tokens cuts differs between
+    # the two paths' samplers, and with the demo's `drop` the two rounds would train different numbers of pairs
+    overrides = ["run.rounds=1", "judge.type=likelihood", "tournament.truncated=keep"]
     if path == "old":
         overrides += [f"pool.generation_batch_size={OLD_BATCH}", f"judge.batch_size={OLD_BATCH}"]
     if instructions:

@@ -192,6 +192,9 @@ def _round_rows(rounds: dict) -> list[tuple[str, str, str, str, str, str]]:
         for stage_name in ("answering", "judging", "training"):
             before, after = old["stage_seconds"].get(stage_name, 0.0), new["stage_seconds"].get(stage_name, 0.0)
             rows.append((f"  {stage_name} s", f"{before:.1f}", f"{after:.1f}", f"{after / before:.2f}x", "", ""))
+        pairs = old["training"].get("pairs"), new["training"].get("pairs")
+        same = _verdict(pairs[0] == pairs[1])
+        rows.append(("  pairs trained (the same work only if equal)", *map(str, pairs), "", "equal", same))
     if new and shared:
         ratio = shared["round_seconds"] / new["round_seconds"]
         rows.append(
