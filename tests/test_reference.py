@@ -138,6 +138,23 @@ def test_a_sliding_window_is_not_packed(pool):
     assert not packs(inner)
 
 
+def test_a_batch_longer_than_one_packed_row_is_padded(pool, monkeypatch):
+    inner, pad = pool.model("alice").get_base_model(), pool.tokenizer("alice").pad_token_id
+    tokens = list(_tokens(pool))
+    embedded: list[int] = []
+    hook = inner.get_input_embeddings().register_forward_hook(lambda m, i, out: embedded.append(out.shape[:2].numel()))
+    two = tokens[:2]
+    prompts = [len(t.prompt_ids) for t in two]
+    answers = sum(len(t.chosen_ids) + len(t.rejected_ids) for t in two)
+    monkeypatch.setattr(reference, "PACKED_ROW", max(sum(prompts), answers))  # two pairs fit, the whole batch not
+    with torch.no_grad():
+        answer_states(inner, two, pad)
+        answer_states(inner, tokens, pad)
+    hook.remove()
+    assert prompts[0] != prompts[1] and embedded[0] == sum(prompts)  # packed: nothing padded
+    assert embedded[2] == len(tokens) * max(len(t.prompt_ids) for t in tokens)  # padded to the longest prompt
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     rows=st.integers(1, 6),

@@ -95,13 +95,26 @@ def answer_states(
     Returns (states, targets, valid): ``valid`` is (2 x pairs, longest answer), True on real answer tokens, rows in
     the order chosen, rejected of each pair; ``states`` (valid tokens, hidden) and ``targets`` (valid tokens) list
     the real tokens row by row. Gradients flow through the prompt's cache when the caller records them. Under
-    PyTorch's SDPA attention the sequences are packed (:func:`_packed_answer_states`), otherwise padded.
+    PyTorch's SDPA attention, sequences that fit ``PACKED_ROW`` are packed (:func:`_packed_answer_states`);
+    otherwise they are padded.
     """
     if any(not tokens.prompt_ids for tokens in batch):
         raise ValueError("a preference pair without prompt tokens has no position to predict its answers from")
-    if packs(model):
+    if packs(model) and _fits_one_row(batch):
         return _packed_answer_states(model, batch)
     return _padded_answer_states(model, batch, pad_id)
+
+
+PACKED_ROW = 1024
+"""The most tokens packed into one row. The block mask and the attention over it grow with the square of the row's
+length, where padded rows grow with the square of the longest sequence: short sequences gain (no padding runs
+through the model), long ones would lose, so a batch with more prompt or answer tokens than this is padded."""
+
+
+def _fits_one_row(batch: Sequence[PairTokens]) -> bool:
+    prompts = sum(len(tokens.prompt_ids) for tokens in batch)
+    answers = sum(len(tokens.chosen_ids) + len(tokens.rejected_ids) for tokens in batch)
+    return max(prompts, answers) <= PACKED_ROW
 
 
 def packs(model: torch.nn.Module) -> bool:
