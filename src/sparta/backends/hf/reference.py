@@ -155,16 +155,21 @@ def _packed_answer_states(
         use_cache=True,
     )
     hidden = out.last_hidden_state[0]
-    prompt_ends = torch.cumsum(torch.tensor([len(p) for p in prompts], device=device), 0) - 1
-    first = prompt_ends.repeat_interleave(2)  # the prompt's last state predicts each answer's first token
-    index = [first[a : a + 1] for a in range(len(answers))]
+    prompt_lengths = [len(p) for p in prompts]
+    # which packed state predicts each answer token, answer by answer: its prompt's last state, then its own tokens
+    index, prompt_end, fed_start = [], 0, len(prompt_ids)
+    for a, seq in enumerate(fed):
+        if a % 2 == 0:
+            prompt_end += prompt_lengths[a // 2]
+        index += [prompt_end - 1, *range(fed_start, fed_start + len(seq))]
+        fed_start += len(seq)
     if sum(map(len, fed)) > 0:
         fed_ids, answer_of, fed_pos = packed(fed)
         pair_of = answer_of // 2
         sees_prompt = pair_of[:, None] == prompt_of[None, :]
         sees_answer = (answer_of[:, None] == answer_of[None, :]) & (fed_pos[None, :] <= fed_pos[:, None])
         mask = torch.cat([sees_prompt, sees_answer], dim=1)
-        positions = fed_pos + torch.tensor([len(p) for p in prompts], device=device)[pair_of]
+        positions = fed_pos + torch.tensor(prompt_lengths, device=device)[pair_of]
         continued = backbone(
             input_ids=fed_ids[None],
             attention_mask=mask[None, None],
@@ -172,13 +177,9 @@ def _packed_answer_states(
             **{keyword: out[keyword]},
         )
         hidden = torch.cat([hidden, continued.last_hidden_state[0]])
-        offset = len(prompt_ids)
-        for a, seq in enumerate(fed):
-            index[a] = torch.cat([index[a], torch.arange(offset, offset + len(seq), device=device)])
-            offset += len(seq)
     targets, valid = _padded(answers, 0, left=False, device=device)
     valid = valid.bool()
-    return hidden[torch.cat(index)], targets[valid], valid
+    return hidden[torch.tensor(index, device=device)], targets[valid], valid
 
 
 def _padded_answer_states(
