@@ -102,14 +102,24 @@ def section_precision(args: argparse.Namespace) -> dict:
     return {"dtype": dtype, "reason": reason, "machine": machine, "seconds": seconds, **measured.__dict__}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall time (the lower of the two middle ones for an even count): a real run, not a mean."""
+    return sorted(runs, key=lambda run: run["round_seconds"])[(len(runs) - 1) // 2]
+
+
 def section_rounds(args: argparse.Namespace, sections: set[str]) -> dict:
     model = None if args.model == "smollm2-135m-instruct" else args.model
-    out: dict = {}
-    if "round" in sections:
-        stage("demo round, old path (per-member batches, torch's default threads)")
-        out["old"] = demo_round("old", model, args.round_instructions)
-    stage("demo round, new path, quiet")
-    out["new"] = demo_round("new", model, args.round_instructions)
+    out: dict = {"old_runs": [], "new_runs": []}
+    for repeat in range(args.round_repeats):  # the two paths alternate, so a slow spell of the machine hits both
+        counted = f" ({repeat + 1} of {args.round_repeats})" if args.round_repeats > 1 else ""
+        if "round" in sections:
+            stage(f"demo round, old path (per-member batches, torch's default threads){counted}")
+            out["old_runs"].append(demo_round("old", model, args.round_instructions))
+        stage(f"demo round, new path, quiet{counted}")
+        out["new_runs"].append(demo_round("new", model, args.round_instructions))
+    for path in ("old", "new"):
+        if out[f"{path}_runs"]:
+            out[path] = median_run(out[f"{path}_runs"])
     if "shared" in sections:
         stage(f"demo round, new path, beside a {args.neighbour} neighbour")
         out["shared"] = demo_round("new", model, args.round_instructions, beside=args.neighbour)
@@ -174,6 +184,15 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
     return rows
 
 
+def _each(rounds: dict) -> str:
+    """Every repeat's seconds, old then new, when the rounds ran more than once (the table shows the medians)."""
+    old, new = rounds.get("old_runs", []), rounds.get("new_runs", [])
+    if max(len(old), len(new)) < 2:
+        return ""
+    seconds = " / ".join(f"{run['round_seconds']:.0f}" for run in old) + "; " if old else ""
+    return f"; medians of {seconds}" + " / ".join(f"{run['round_seconds']:.0f}" for run in new)
+
+
 def _round_rows(rounds: dict) -> list[tuple[str, str, str, str, str, str]]:
     rows = []
     old, new, shared = rounds.get("old"), rounds.get("new"), rounds.get("shared")
@@ -181,7 +200,7 @@ def _round_rows(rounds: dict) -> list[tuple[str, str, str, str, str, str]]:
         ratio = new["round_seconds"] / old["round_seconds"]
         rows.append(
             (
-                f"demo round wall s ({new['instructions']} instructions, load excluded)",
+                f"demo round wall s ({new['instructions']} instructions, load excluded{_each(rounds)})",
                 f"{old['round_seconds']:.1f}",
                 f"{new['round_seconds']:.1f}",
                 f"{ratio:.2f}x",
@@ -193,7 +212,8 @@ def _round_rows(rounds: dict) -> list[tuple[str, str, str, str, str, str]]:
             before, after = old["stage_seconds"].get(stage_name, 0.0), new["stage_seconds"].get(stage_name, 0.0)
             rows.append((f"  {stage_name} s", f"{before:.1f}", f"{after:.1f}", f"{after / before:.2f}x", "", ""))
         pairs = old["training"].get("pairs"), new["training"].get("pairs")
-        same = _verdict(pairs[0] == pairs[1])
+        every = {run["training"].get("pairs") for path in ("old", "new") for run in rounds.get(f"{path}_runs", [])}
+        same = _verdict(pairs[0] == pairs[1] and len(every) <= 1)
         rows.append(("  pairs trained (the same work only if equal)", *map(str, pairs), "", "equal", same))
     if new and shared:
         ratio = shared["round_seconds"] / new["round_seconds"]
@@ -238,6 +258,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=PoolConfig().generation_batch_size, help="new answering batch")
     parser.add_argument("--judge-batch", type=int, default=JudgeConfig().batch_size, help="new judging batch")
     parser.add_argument("--round-instructions", type=int, default=None, help="demo round size (default: demo's)")
+    parser.add_argument(
+        "--round-repeats", type=int, default=1, help="demo rounds: runs of each path, alternating; medians compared"
+    )
     parser.add_argument("--neighbour", choices=["busy", "torch"], default="busy", help="the shared-CPU neighbour")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--basics", action="store_true", help="also basics.py's tables for --model and tiny-llama")

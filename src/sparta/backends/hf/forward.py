@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from sparta.backends.hf.packed_head import packed_head
 from sparta.backends.hf.row_adapters import RowAdapters
 
 
@@ -64,12 +65,15 @@ class Running:
         self.next_position = torch.zeros(0, dtype=torch.long, device=self.device)
         self.adapters: list[str] = []
         self._rows = RowAdapters(model)
+        self._head = packed_head(model)
 
     def __enter__(self) -> Running:
+        self._head.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._rows.release()
+        self._head.__exit__(None, None, None)
 
     def _use(self, adapters: Sequence[str]) -> None:
         self.adapters = list(adapters)

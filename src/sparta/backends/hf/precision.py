@@ -214,6 +214,8 @@ def measure(model: torch.nn.Module, tokenizer: Any) -> tuple[Measurements, torch
 
 
 # --------------------------------------------------------------------------------------------- the cache
+# Decisions measured once per machine and model live in the model cache, one JSON file per key; the output head's
+# GEMM library (``packed_head``) is kept there too.
 
 
 def machine_name(device: torch.device) -> str:
@@ -249,31 +251,43 @@ def cache_key(path: Path, device: torch.device) -> dict[str, str]:
     }
 
 
-def _cache_file(key: dict[str, str]) -> Path:
+def _decision_file(kind: str, key: dict[str, str]) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    return cache_dir() / "precision" / f"{digest}.json"
+    return cache_dir() / kind / f"{digest}.json"
+
+
+def read_decision(kind: str, key: dict[str, str]) -> dict[str, Any] | None:
+    """A decision measured earlier on this machine (``kind``: ``precision``, ``packed-head``...) under exactly
+    ``key``; None when there is none or it cannot be read (it is then measured again)."""
+    try:
+        saved = json.loads(_decision_file(kind, key).read_text())
+        return saved if isinstance(saved, dict) and saved.get("key") == key else None
+    except (OSError, ValueError):
+        return None
+
+
+def write_decision(kind: str, key: dict[str, str], record: dict[str, Any]) -> None:
+    """Keep a measured decision in the model cache, whole or not at all."""
+    target = _decision_file(kind, key)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, json.dumps({"key": key, **record}, indent=2) + "\n")
 
 
 def _read_cached(key: dict[str, str]) -> DtypeChoice | None:
+    saved = read_decision("precision", key)
     try:
-        saved = json.loads(_cache_file(key).read_text())
-        if saved["key"] != key:
-            return None
-        return DtypeChoice(saved["dtype"], saved["reason"], Measurements(**saved["measurements"]), True, key)
-    except (OSError, ValueError, KeyError, TypeError):
+        return (
+            None
+            if saved is None
+            else DtypeChoice(saved["dtype"], saved["reason"], Measurements(**saved["measurements"]), True, key)
+        )
+    except (KeyError, TypeError):
         return None
 
 
 def _write_cached(choice: DtypeChoice) -> None:
-    target = _cache_file(choice.key)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "key": choice.key,
-        "dtype": choice.dtype,
-        "reason": choice.reason,
-        "measurements": asdict(choice.measurements),
-    }
-    atomic_write_text(target, json.dumps(record, indent=2) + "\n")
+    record = {"dtype": choice.dtype, "reason": choice.reason, "measurements": asdict(choice.measurements)}
+    write_decision("precision", choice.key, record)
 
 
 def choose_dtype(load_fp32: Callable[[], torch.nn.Module], tokenizer: Any, path: Path):
