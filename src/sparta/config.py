@@ -317,12 +317,13 @@ class PoolConfig(StrictModel):
         "member records an empty, skipped answer and the match is neither judged nor trained on)",
     )
     generation_batch_size: int = Field(
-        32,
+        64,
         ge=1,
         description="answers generated per forward batch, every member's requests together (each row with its own "
         "adapter); larger: faster on wide hardware, more memory (the KV cache grows with batch x length), coarser "
-        "resume checkpoints. Ours: 32, where mixed batches measured 2x per-member batches of 8 on 2 CPU cores "
-        "(benchmarks/README.md)",
+        "resume checkpoints. Ours: 64; on 2 CPU cores decoding SmolLM2 is bound by reading the weights, so rows "
+        "come almost free: 128 answers ran at 107 tok/s in batches of 64 against 87 in batches of 32, 48 answers "
+        "(the demo's round) at 102 in one batch against 80 in batches of 32 and 16 (benchmarks/README.md)",
     )
     engine: str = Field(
         "hf",
