@@ -140,6 +140,35 @@ def test_the_verdict_is_measured_once_per_machine_and_head(cache, monkeypatch):
     assert len(measured) == 2
 
 
+def test_a_head_onednn_cannot_compute_is_left_to_pytorch_and_remembered(cache, monkeypatch):
+    def fails(head):
+        raise RuntimeError("no kernel for this dtype")
+
+    monkeypatch.setattr(ph, "measure", fails)
+    head = _head(vocab=2048, hidden=256)
+    choice = ph.choose(head)
+    assert (choice.few, choice.many) == (False, False) and "no kernel" in choice.note
+    monkeypatch.setattr(ph, "measure", lambda h: pytest.fail("the verdict is kept in the cache"))
+    assert ph.choose(head) == choice
+
+
+def test_a_head_converted_to_another_dtype_is_judged_again(monkeypatch):
+    monkeypatch.setattr(ph, "MIN_PARAMETERS", 0)
+    head = _head()
+    model = _Model(head)
+    judged: list[torch.dtype] = []
+
+    def choose(h):
+        judged.append(h.weight.dtype)
+        return NEVER
+
+    for dtype in (torch.float32, torch.float32, torch.bfloat16):
+        head.to(dtype)
+        with packed_head(model, choose=choose):
+            pass
+    assert judged == [torch.float32, torch.bfloat16]
+
+
 def test_judge_scores_through_the_packed_head_equal_the_plain_ones(monkeypatch, cache):
     """A tiny-llama pool judging through ``forward.Running`` with the head packed (threshold lowered, verdict
     forced) gives the plain head's scores."""

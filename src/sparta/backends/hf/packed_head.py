@@ -1,10 +1,10 @@
 """The output head of inference passes through oneDNN with its weight packed once, where that is measured faster.
 
 A small model's output head is its largest matrix (SmolLM2-135M: 49152 x 576, a fifth of a token's arithmetic) and
-decoding multiplies it by a few dozen rows at a time. On the 2-core AMD EPYC of benchmarks/README.md PyTorch's
-default fp32 product (MKL) runs it at 33-42 GFLOP/s for 24-32 rows, where oneDNN, given the weight once reordered
-into its own blocked layout, runs it at 94-110 (and at 112-122 against 88-113 for 256-1024 rows). Which library
-wins depends on the processor, the threads and the rows, so each head is timed both ways on this machine, with
+decoding multiplies it by a few dozen rows at a time. On a 2-core AMD EPYC PyTorch's default fp32 product (MKL)
+runs it at 41-45 GFLOP/s for 24-32 rows, where oneDNN, given the weight once reordered into its own blocked layout,
+runs it at 91-101, and 1.15-1.3x faster for 256-1024 rows (benchmarks/output_head.py, benchmarks/README.md).
+Which library wins depends on the processor, the threads and the rows, so each head is timed both ways here, with
 ``FEW_ROWS`` rows (decoding) and ``MANY_ROWS`` (a prefill), best of ``REPEATS``; the packed layout serves only the
 row counts where it was at least ``MIN_SPEEDUP`` times faster. The decision is kept in the model cache with the
 dtype decisions (``precision``), so every process on one machine computes the same logits.
@@ -44,11 +44,13 @@ RECIPE = "packed-head/1"
 
 @dataclass(frozen=True)
 class HeadChoice:
-    """Whether the packed weight serves passes of few rows and of many, and the seconds behind each verdict."""
+    """Whether the packed weight serves passes of few rows and of many, the seconds behind each verdict, and why
+    nothing was measured when nothing was (``note``)."""
 
     few: bool
     many: bool
     seconds: dict[str, float]
+    note: str = ""
 
     def packs(self, rows: int) -> bool:
         return self.few if rows <= 2 * FEW_ROWS else self.many
@@ -110,10 +112,13 @@ def choose(head: torch.nn.Linear) -> HeadChoice:
     saved = read_decision("packed-head", key)
     if saved is not None:
         try:
-            return HeadChoice(bool(saved["few"]), bool(saved["many"]), dict(saved["seconds"]))
+            return HeadChoice(bool(saved["few"]), bool(saved["many"]), dict(saved["seconds"]), str(saved["note"]))
         except (KeyError, TypeError, ValueError):
             pass
-    choice = measure(head)
+    try:
+        choice = measure(head)
+    except RuntimeError as error:  # oneDNN without a kernel for this dtype on this CPU: PyTorch's product it is
+        choice = HeadChoice(False, False, {}, f"not measured: {error}"[:200])
     write_decision("packed-head", key, asdict(choice))
     return choice
 
@@ -124,6 +129,8 @@ class PackedHead:
     def __init__(self, head: torch.nn.Linear, choice: HeadChoice) -> None:
         self._head = weakref.ref(head)  # the head keeps this alive, not the other way round
         self.choice = choice
+        self.dtype = head.weight.dtype
+        """The dtype the verdict was measured in; the head converted to another is measured again."""
         self._packed: torch.Tensor | None = None
         self._packed_from: tuple[int, int] | None = None
 
@@ -169,7 +176,7 @@ def packed_head(model: torch.nn.Module, choose: Callable[[torch.nn.Linear], Head
     if head is None or not available(head) or "forward" in head.__dict__:
         yield
         return
-    if head not in _INSTALLED:
+    if head not in _INSTALLED or _INSTALLED[head].dtype != head.weight.dtype:
         _INSTALLED[head] = PackedHead(head, choose(head))
     head.forward = _INSTALLED[head]
     try:
