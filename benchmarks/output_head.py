@@ -19,7 +19,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,19 +35,11 @@ import sparta.backends.hf.forward as forward  # noqa: E402
 from mixed_batches import forced_length, member_pool  # noqa: E402
 from sparta.backends.hf import packed_head  # noqa: E402
 from sparta.backends.hf.generation import generate  # noqa: E402
+from sparta.backends.hf.precision import best_seconds  # noqa: E402
 from sparta.tasks import procedural_instructions  # noqa: E402
 
 ROWS = (8, 24, 32, 64, 256, 1024)
-
-
-def best(run: Callable[[], object], reps: int) -> float:
-    run()
-    seconds = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        run()
-        seconds = min(seconds, time.perf_counter() - start)
-    return seconds
+CPU = torch.device("cpu")
 
 
 def head_rates(head: torch.nn.Linear, reps: int) -> list[dict]:
@@ -58,8 +50,8 @@ def head_rates(head: torch.nn.Linear, reps: int) -> list[dict]:
         for rows in ROWS:
             x = torch.randn(rows, weight.shape[1])
             flops = 2 * rows * weight.shape[0] * weight.shape[1]
-            plain = best(lambda x=x: F.linear(x, weight), reps)
-            dnn = best(lambda x=x: packed_head._packed_linear(x, packed, None), reps)
+            plain = best_seconds(lambda x=x: F.linear(x, weight), CPU, repeats=reps)
+            dnn = best_seconds(lambda x=x: packed_head._packed_linear(x, packed, None), CPU, repeats=reps)
             out.append({"rows": rows, "plain_gflops": flops / plain / 1e9, "packed_gflops": flops / dnn / 1e9})
     return out
 
@@ -70,8 +62,8 @@ def slices(head: torch.nn.Linear, reps: int) -> list[dict]:
     with torch.inference_mode():
         for rows, length, keep in ((8, 111, 49), (8, 217, 2)):
             strided = torch.randn(rows, length, weight.shape[1])[:, -keep:, :]
-            sliced = best(lambda s=strided: F.linear(s, weight), reps)
-            whole = best(lambda s=strided: F.linear(s.reshape(-1, s.shape[-1]), weight), reps)
+            sliced = best_seconds(lambda s=strided: F.linear(s, weight), CPU, repeats=reps)
+            whole = best_seconds(lambda s=strided: F.linear(s.reshape(-1, s.shape[-1]), weight), CPU, repeats=reps)
             out.append({"rows": rows, "length": length, "kept": keep, "strided_s": sliced, "one_matrix_s": whole})
     return out
 

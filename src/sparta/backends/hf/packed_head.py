@@ -5,9 +5,9 @@ decoding multiplies it by a few dozen rows at a time. On a 2-core AMD EPYC PyTor
 runs it at 41-45 GFLOP/s for 24-32 rows, where oneDNN, given the weight once reordered into its own blocked layout,
 runs it at 91-101, and 1.15-1.3x faster for 256-1024 rows (benchmarks/output_head.py, benchmarks/README.md).
 Which library wins depends on the processor, the threads and the rows, so each head is timed both ways here, with
-``FEW_ROWS`` rows (decoding) and ``MANY_ROWS`` (a prefill), best of ``REPEATS``; the packed layout serves only the
-row counts where it was at least ``MIN_SPEEDUP`` times faster. The decision is kept in the model cache with the
-dtype decisions (``precision``), so every process on one machine computes the same logits.
+``FEW_ROWS`` rows (decoding) and ``MANY_ROWS`` (a prefill), best of 3 (``precision.best_seconds``); the packed
+layout serves only the row counts where it was at least ``MIN_SPEEDUP`` times faster. The decision is kept in the
+model cache with the dtype decisions (``precision``), so every process on one machine computes the same logits.
 
 ``packed_head(model)`` installs it for the passes inside (``forward.Running``: answering and judging). No gradient
 flows through it: a pass that records gradients takes the module's own forward. A weight changed in place is packed
@@ -19,17 +19,15 @@ to 3.5x (2 of 217) slower for eight SmolLM2 rows.
 
 from __future__ import annotations
 
-import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from sparta.backends.hf.precision import machine_name, read_decision, write_decision
+from sparta.backends.hf.precision import best_seconds, machine_name, read_decision, write_decision
 
 MIN_PARAMETERS = 1 << 20
 """Heads with fewer weights are left to PyTorch: their product costs less than measuring it."""
@@ -37,7 +35,6 @@ FEW_ROWS = 32
 """Rows of the decoding probe; passes of up to ``2 * FEW_ROWS`` rows follow its verdict."""
 MANY_ROWS = 256
 """Rows of the prefill probe; larger passes follow its verdict."""
-REPEATS = 3
 MIN_SPEEDUP = 1.1
 RECIPE = "packed-head/1"
 
@@ -75,16 +72,6 @@ def _packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | N
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
-def _best_seconds(run: Callable[[], Any]) -> float:
-    run()
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def measure(head: torch.nn.Linear) -> HeadChoice:
     """Time the head both ways with ``FEW_ROWS`` and ``MANY_ROWS`` rows of random states, the two alternating."""
     weight, bias = head.weight.detach(), None if head.bias is None else head.bias.detach()
@@ -94,8 +81,8 @@ def measure(head: torch.nn.Linear) -> HeadChoice:
     with torch.inference_mode():
         for label, rows in (("few", FEW_ROWS), ("many", MANY_ROWS)):
             x = torch.randn(rows, weight.shape[1], generator=generator).to(weight.dtype)
-            seconds[f"{label}_plain"] = _best_seconds(lambda x=x: F.linear(x, weight, bias))
-            seconds[f"{label}_packed"] = _best_seconds(lambda x=x: _packed_linear(x, packed, bias))
+            seconds[f"{label}_plain"] = best_seconds(lambda x=x: F.linear(x, weight, bias), weight.device)
+            seconds[f"{label}_packed"] = best_seconds(lambda x=x: _packed_linear(x, packed, bias), weight.device)
     wins = {label: seconds[f"{label}_packed"] * MIN_SPEEDUP <= seconds[f"{label}_plain"] for label in ("few", "many")}
     return HeadChoice(wins["few"], wins["many"], seconds)
 

@@ -104,8 +104,10 @@ def decide(m: Measurements) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------- measuring
 
 
-def _seconds(run: Callable[[], Any], device: torch.device, give_up: float = float("inf")) -> float:
-    """Best of ``REPEATS`` timed runs after a warm-up; just the warm-up's time when that alone exceeds ``give_up``
+def best_seconds(
+    run: Callable[[], Any], device: torch.device, give_up: float = float("inf"), repeats: int = REPEATS
+) -> float:
+    """Best of ``repeats`` timed runs after a warm-up; just the warm-up's time when that alone exceeds ``give_up``
     (it includes one-off costs, so it can only overstate: enough to tell a many-times slower dtype)."""
 
     def timed() -> float:
@@ -120,7 +122,7 @@ def _seconds(run: Callable[[], Any], device: torch.device, give_up: float = floa
     first = timed()
     if first > give_up:
         return first
-    return min(timed() for _ in range(REPEATS))
+    return min(timed() for _ in range(repeats))
 
 
 def _matmul_seconds(model: torch.nn.Module, dtype: torch.dtype, device: torch.device, give_up: float) -> float:
@@ -130,7 +132,7 @@ def _matmul_seconds(model: torch.nn.Module, dtype: torch.dtype, device: torch.de
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(PROBE_TOKENS, hidden, generator=generator).to(device, dtype)
     b = torch.randn(hidden, intermediate, generator=generator).to(device, dtype)
-    return _seconds(lambda: a @ b, device, give_up)
+    return best_seconds(lambda: a @ b, device, give_up)
 
 
 def _requests() -> list[Any]:
@@ -190,7 +192,7 @@ def _forward_seconds(model: torch.nn.Module, give_up: float) -> float:
     ids = torch.randint(0, vocab, (FORWARD_ROWS, PROBE_TOKENS), generator=torch.Generator().manual_seed(0))
     ids = ids.to(device)
     with torch.inference_mode():
-        return _seconds(lambda: model(input_ids=ids, logits_to_keep=1), device, give_up)
+        return best_seconds(lambda: model(input_ids=ids, logits_to_keep=1), device, give_up)
 
 
 def measure(model: torch.nn.Module, tokenizer: Any) -> tuple[Measurements, torch.nn.Module]:
