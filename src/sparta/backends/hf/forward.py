@@ -72,8 +72,10 @@ class Running:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._rows.release()
-        self._head.__exit__(None, None, None)
+        try:
+            self._rows.release()
+        finally:
+            self._head.__exit__(None, None, None)
 
     def _use(self, adapters: Sequence[str]) -> None:
         self.adapters = list(adapters)
