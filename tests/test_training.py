@@ -14,6 +14,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from sparta.backends.hf.dpo_data import preference_rows  # noqa: E402
 from sparta.backends.hf.pool import ADAPTER_CONFIG, ADAPTER_WEIGHTS, ModelPool  # noqa: E402
+from sparta.backends.hf import training  # noqa: E402
 from sparta.backends.hf.training import TrainingDivergedError, train_member  # noqa: E402
 from sparta.config import LoraConfig, PoolConfig, TrainingConfig  # noqa: E402
 from sparta.records import PreferencePair  # noqa: E402
@@ -134,9 +135,11 @@ def test_dpo_raises_the_margin_and_touches_only_the_member(pool, tmp_path):
     assert inner.config.use_cache  # the next round's generation needs its KV cache back
 
 
-def test_reference_is_the_member_at_the_start_of_the_round(pool, tmp_path):
+def test_reference_is_the_member_at_the_start_of_the_round(pool, tmp_path, monkeypatch):
     pairs, beta = _pairs(4), 1.0
     _perturb(pool, "alice", std=1.0)
+    # every pair is in the first step: without this, the policy's own log-probs would stand in for the reference pass
+    monkeypatch.setattr(training, "first_step_is_reference", lambda model, config: False)
 
     # the adapter really differs from the base: with the base as reference, step-0 rewards would be far from 0
     def logp(p: PreferencePair, adapter: bool) -> float:
@@ -290,3 +293,87 @@ def test_training_sends_no_usage_report_to_the_hub(pool, tmp_path, monkeypatch):
     monkeypatch.setattr(_telemetry, "_start_telemetry_thread", lambda: None)  # whatever is queued stays queued
     train_member(pool, "alice", _pairs(4), tmp_path / "alice", _config(), seed=0)
     assert _telemetry._TELEMETRY_QUEUE.empty()
+
+
+def _reference_pairs(monkeypatch) -> list[int]:
+    """Records how many pairs each call of the reference pass computes."""
+    counts: list[int] = []
+    real = training.reference_logps
+
+    def counted(model, tokens, pad_id, batch_size):
+        counts.append(len(tokens))
+        return real(model, tokens, pad_id, batch_size)
+
+    monkeypatch.setattr(training, "reference_logps", counted)
+    return counts
+
+
+def test_the_first_steps_pairs_need_no_reference_pass(pool, tmp_path, monkeypatch):
+    start = tmp_path / "start"
+    _perturb(pool, "alice", std=0.2)
+    pool.save_adapter("alice", start)
+    initial = _adapter(pool, "alice")
+    config = _config(batch_size=2, gradient_accumulation_steps=2)  # the first step: two micro-batches, 4 pairs
+    counts = _reference_pairs(monkeypatch)
+    shortcut = train_member(pool, "alice", _pairs(10), tmp_path / "a", config, seed=3)
+    assert counts == [6]
+    after_shortcut = _adapter(pool, "alice")
+
+    pool.load_adapter("alice", start)
+    monkeypatch.setattr(training, "first_step_is_reference", lambda model, config: False)
+    full = train_member(pool, "alice", _pairs(10), tmp_path / "b", config, seed=3)
+    assert counts == [6, 10]
+    assert shortcut["steps"] == full["steps"] == 3
+    assert shortcut["loss"] == pytest.approx(full["loss"], abs=1e-5)
+    after_full = _adapter(pool, "alice")
+    assert all(torch.allclose(after_shortcut[k], after_full[k], atol=1e-5) for k in after_full)
+    assert not _same(after_full, initial)  # the steps did move the adapter
+
+
+def test_the_trainer_visits_pairs_in_the_order_it_would_by_itself(pool, tmp_path, monkeypatch):
+    """Our sampler is the Trainer's own shuffle: swapping it for the Trainer's changes no weight."""
+    from trl import DPOTrainer
+
+    start = tmp_path / "start"
+    pool.save_adapter("alice", start)
+    monkeypatch.setattr(training, "first_step_is_reference", lambda model, config: False)
+    config = _config(batch_size=2, epochs=2)
+    adapters = []
+    for own in (True, False):
+        pool.load_adapter("alice", start)
+        if not own:
+            monkeypatch.setattr(training._tokenized_trainer(), "_get_train_sampler", DPOTrainer._get_train_sampler)
+        train_member(pool, "alice", _pairs(8), tmp_path / str(own), config, seed=5)
+        adapters.append(_adapter(pool, "alice"))
+    assert _same(*adapters)
+
+
+def test_a_reference_missing_after_the_first_step_is_an_error(pool, tmp_path, monkeypatch):
+    before = _adapter(pool, "alice")
+    monkeypatch.setattr(training, "first_step_rows", lambda size, seed, config: [size - 1])  # not the first step's
+    with pytest.raises(RuntimeError, match="reference log-probabilities missing at optimizer step"):
+        train_member(pool, "alice", _pairs(8), tmp_path / "a", _config(batch_size=1), seed=0)
+    assert _same(before, _adapter(pool, "alice"))
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize(
+    ("lora_dropout", "epochs", "attention_dropout", "expected"),
+    [(0.0, 1, 0.0, True), (0.1, 1, 0.0, False), (0.0, 2, 0.0, False), (0.0, 1, 0.1, False), (0.0, 0.5, 0.0, True)],
+)
+def test_the_policy_is_the_reference_only_without_randomness(pool, lora_dropout, epochs, attention_dropout, expected):
+    inner = pool.model("alice").get_base_model()
+    config = _config(lora=LoraConfig(r=4, alpha=8, dropout=lora_dropout), epochs=epochs)
+    previous = inner.config.attention_dropout
+    inner.config.attention_dropout = attention_dropout
+    try:
+        assert training.first_step_is_reference(inner, config) is expected
+    finally:
+        inner.config.attention_dropout = previous
+
+
+def test_with_lora_dropout_every_pair_gets_the_reference_pass(pool, tmp_path, monkeypatch):
+    counts = _reference_pairs(monkeypatch)
+    config = _config(lora=LoraConfig(r=4, alpha=8, dropout=0.1), batch_size=2)
+    train_member(pool, "alice", _pairs(6), tmp_path / "a", config, seed=0)
+    assert counts == [6]

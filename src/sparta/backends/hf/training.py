@@ -16,7 +16,9 @@ TRL is given token ids we built (``dpo_data``): a pair it would cut to ``trainin
 counted, and an answer cut by ``max_new_tokens`` is trained on without an end-of-turn token. It is also given the
 reference log-probabilities, computed before the trainer is built (``reference``: each prompt once, the output head
 on answer tokens only), so TRL neither runs its own reference pass nor hashes the shared model to cache one: its
-``ref_model`` slot holds a :class:`_ReferenceSlot` with no weights. The trainer sees one device, the model's, and
+``ref_model`` slot holds a :class:`_ReferenceSlot` with no weights. The pairs of the first optimizer step need no
+reference pass at all when nothing in the policy's forward is random (:func:`first_step_is_reference`): until that
+step's update the policy *is* the reference, so its own log-probabilities, detached, serve as both. The trainer sees one device, the model's, and
 trains in the pool's precision (``trainer_args``); in its steps each prompt runs once for both answers
 (``policy_pass``) and the output head scores answer tokens alone (``fused_head``). The LoRA dropout of
 ``training.lora.dropout`` is active during the steps (TRL zeroes it otherwise). The shared model is left as it was
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.utils.data import Sampler
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
 from sparta.backends.hf.dpo_data import TRUNCATION_MODE, FittedPairs, check_end_of_turn, fit_pairs
@@ -113,6 +116,69 @@ class _ReferenceSlot(torch.nn.Module):
         raise RuntimeError("the reference log-probabilities are precomputed; the reference slot never runs")
 
 
+def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
+    """The order in which the Trainer visits ``size`` rows in ``epoch``: the shuffle accelerate's seedable sampler
+    gives it by default (a generator seeded with the data seed plus the epoch), here computable in advance."""
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+
+
+class EpochOrder(Sampler[int]):
+    """The Trainer's shuffle (:func:`epoch_order`) as a sampler of our own, so the rows of each step are known
+    before the trainer is built; accelerate leaves a sampler that is not a ``RandomSampler`` as it is."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        yield from epoch_order(self.size, self.seed, self.epoch)
+        self.epoch += 1
+
+
+def first_step_rows(size: int, seed: int, training: TrainingConfig) -> list[int]:
+    """The rows (dataset indices) the first optimizer step trains on: its micro-batches of the first epoch."""
+    return epoch_order(size, seed, 0)[: training.batch_size * training.gradient_accumulation_steps]
+
+
+def first_step_is_reference(model: torch.nn.Module, training: TrainingConfig) -> bool:
+    """Whether the policy's forward in the first optimizer step equals the reference's exactly.
+
+    It does when nothing in it is random: no LoRA dropout (TRL zeroes every dropout module of the model) and no
+    dropout the model reads straight from its config (Llama's ``attention_dropout``). One epoch at most: a row of the
+    first step met again later must have its reference ready by then.
+    """
+    if training.lora.dropout > 0 or training.epochs > 1:
+        return False
+    config = model.config.get_text_config().to_dict()
+    rates = [v for k, v in config.items() if ("dropout" in k or "pdrop" in k) and isinstance(v, (int, float))]
+    return not any(rate > 0 for rate in rates)
+
+
+class _PolicyAsReference:
+    """The model for a batch of the first optimizer step: what it returns is also the reference's.
+
+    TRL's loss reads the batch's ``ref_*_logps`` after the model's forward; they are set here from the policy's own
+    per-answer log-probabilities (summed as TRL sums them, detached), so the step's log-ratios are exactly zero, as
+    they are for a policy that has not moved yet.
+    """
+
+    def __init__(self, model: Any, inputs: dict[str, Any]) -> None:
+        self.model, self.inputs = model, inputs
+
+    def __call__(self, **kwargs: Any) -> Any:
+        outputs = self.model(**kwargs)
+        if kwargs.get("fused_lm_head"):
+            width = self.inputs["completion_mask"].shape[1] - 1
+            logps = outputs.log_probs[:, -width:].detach().sum(dim=1)
+            self.inputs[REFERENCE_COLUMNS[0]], self.inputs[REFERENCE_COLUMNS[1]] = logps.chunk(2, dim=0)
+        return outputs
+
+
 @cache
 def _tokenized_trainer() -> type:
     """``DPOTrainer`` on rows we tokenized (``dpo_data``) and whose reference log-probabilities we computed."""
@@ -122,6 +188,23 @@ def _tokenized_trainer() -> type:
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             """TRL 1.16 tokenizes every dataset it is given, with no way to leave a cut answer's turn open."""
             return dataset
+
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = self.train_dataset if train_dataset is None else train_dataset
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochOrder(len(dataset), seed)
+
+        def _compute_loss(self, model, inputs, return_outputs):
+            """Batches whose reference is not yet known (NaN) take the policy's own: the first step's alone."""
+            missing = [torch.isnan(inputs[c]) for c in REFERENCE_COLUMNS if c in inputs]
+            if not any(m.any() for m in missing):
+                return super()._compute_loss(model, inputs, return_outputs)
+            if self.state.global_step > 0 or self.ld_alpha is not None or not all(m.all() for m in missing):
+                raise RuntimeError(
+                    f"reference log-probabilities missing at optimizer step {self.state.global_step + 1}: only the "
+                    "first step's pairs may take the policy's own"
+                )
+            return super()._compute_loss(_PolicyAsReference(model, inputs), inputs, return_outputs)
 
         def _precompute_ref_logps(self, dataset, name, batch_size):
             """The dataset's own reference columns; TRL's kernel fills them when our pass does not apply."""
@@ -356,14 +439,22 @@ def _summary(watch: StepWatch, mean_loss: float, steps: int, seconds: dict[str, 
     return metrics
 
 
-def _training_rows(inner: torch.nn.Module, fitted: FittedPairs, pad_id: int, training: TrainingConfig) -> list[dict]:
+def _training_rows(
+    inner: torch.nn.Module, fitted: FittedPairs, pad_id: int, training: TrainingConfig, seed: int
+) -> list[dict]:
     """The trainer's rows: token ids, with the reference log-probabilities where our pass applies (TRL's own
-    kernel computes them otherwise, see ``_tokenized_trainer``)."""
+    kernel computes them otherwise, see ``_tokenized_trainer``); NaN for the first step's rows when the policy
+    then is the reference (:func:`first_step_is_reference`)."""
     rows = [tokens.row() for tokens in fitted.tokens]
-    if plain_head(inner):
-        chosen, rejected = reference_logps(inner, fitted.tokens, pad_id, reference_batch_size(training))
-        for row, chosen_logp, rejected_logp in zip(rows, chosen, rejected):
-            row.update(zip(REFERENCE_COLUMNS, (chosen_logp, rejected_logp)))
+    if not plain_head(inner):
+        return rows
+    skipped = set(first_step_rows(len(rows), seed, training)) if first_step_is_reference(inner, training) else set()
+    needed = [i for i in range(len(rows)) if i not in skipped]
+    values = reference_logps(inner, [fitted.tokens[i] for i in needed], pad_id, reference_batch_size(training))
+    for i, chosen_logp, rejected_logp in zip(needed, *values):
+        rows[i].update(zip(REFERENCE_COLUMNS, (chosen_logp, rejected_logp)))
+    for i in skipped:
+        rows[i].update(zip(REFERENCE_COLUMNS, (math.nan, math.nan)))
     return rows
 
 
@@ -417,7 +508,7 @@ def train_member(
         on_device(model_device(inner)),
     ):
         reference_start = time.perf_counter()
-        rows = _training_rows(inner, fitted, tokenizer.pad_token_id, training)
+        rows = _training_rows(inner, fitted, tokenizer.pad_token_id, training, seed)
         reference_s = time.perf_counter() - reference_start
         trainer = _tokenized_trainer()(
             model=inner,
