@@ -12,9 +12,9 @@ pytest.importorskip("trl")
 from peft import get_peft_model_state_dict  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
+from sparta.backends.hf import training  # noqa: E402
 from sparta.backends.hf.dpo_data import preference_rows  # noqa: E402
 from sparta.backends.hf.pool import ADAPTER_CONFIG, ADAPTER_WEIGHTS, ModelPool  # noqa: E402
-from sparta.backends.hf import training  # noqa: E402
 from sparta.backends.hf.training import TrainingDivergedError, train_member  # noqa: E402
 from sparta.config import LoraConfig, PoolConfig, TrainingConfig  # noqa: E402
 from sparta.records import PreferencePair  # noqa: E402

@@ -18,12 +18,12 @@ reference log-probabilities, computed before the trainer is built (``reference``
 on answer tokens only), so TRL neither runs its own reference pass nor hashes the shared model to cache one: its
 ``ref_model`` slot holds a :class:`_ReferenceSlot` with no weights. The pairs of the first optimizer step need no
 reference pass at all when nothing in the policy's forward is random (:func:`first_step_is_reference`): until that
-step's update the policy *is* the reference, so its own log-probabilities, detached, serve as both. The trainer sees one device, the model's, and
-trains in the pool's precision (``trainer_args``); in its steps each prompt runs once for both answers
-(``policy_pass``) and the output head scores answer tokens alone (``fused_head``). The LoRA dropout of
-``training.lora.dropout`` is active during the steps (TRL zeroes it otherwise). The shared model is left as it was
-found (forward method, dropout, train/eval mode, device); if training diverges the member's adapter is restored to
-its weights from before the call and nothing is saved.
+step's update the policy *is* the reference, so its own log-probabilities, detached, serve as both. The trainer sees
+one device, the model's, and trains in the pool's precision (``trainer_args``); in its steps each prompt runs once
+for both answers (``policy_pass``) and the output head scores answer tokens alone (``fused_head``). The LoRA dropout
+of ``training.lora.dropout`` is active during the steps (TRL zeroes it otherwise). The shared model is left as it
+was found (forward method, dropout, train/eval mode, device); if training diverges the member's adapter is restored
+to its weights from before the call and nothing is saved.
 """
 
 from __future__ import annotations
