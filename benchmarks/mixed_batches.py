@@ -122,7 +122,8 @@ def _judges(pool: ModelPool, judge_type: str, old_batch: int, new_batch: int) ->
     old = OLD_JUDGES[judge_type]
     config = JudgeConfig(type=judge_type, batch_size=new_batch)
     unshared = JUDGES.get(judge_type)(pool, config)
-    unshared.min_shared_fraction = float("inf")
+    unshared.min_shared_fraction = float("inf")  # no prefix shared within a batch
+    unshared.contexts = None  # and no judge's header kept across batches
     return {
         "old_whole": old(pool, JudgeConfig(type=judge_type, batch_size=old_batch)),
         "old": old(pool, JudgeConfig(type=judge_type, batch_size=old_batch)),
@@ -135,7 +136,8 @@ def judging(
     pool: ModelPool, requests: Sequence[JudgeRequest], judge_type: str, old_batch: int, new_batch: int, reps: int
 ) -> dict:
     """judgments/s of the per-member judge (in the round loop's chunks, and given every request at once), today's
-    without shared prefixes, and today's (both in chunks); best of ``reps`` interleaved runs; score differences."""
+    without shared prefixes or cached headers, and today's (both in chunks); best of ``reps`` interleaved runs;
+    score differences."""
     judges = _judges(pool, judge_type, old_batch, new_batch)
     parts = {
         "old_whole": [requests],

@@ -99,24 +99,37 @@ def test_judges_are_batch_invariant(pool, requests):
         assert [j.score for j in batched] == pytest.approx([j.score for j in single], abs=1e-5)
 
 
-@pytest.mark.parametrize("judge_type", ["logprob", "likelihood", "generate"])
-def test_shared_prefixes_give_the_scores_of_single_passes(pool, judge_type):
-    """Two judges each reading both answers of three matches: the prefix computed once changes no score."""
+def _match_requests() -> list[JudgeRequest]:
+    """Two judges each reading both answers of three matches."""
     answers = [("It is 4.", "Four."), ("The sum is 6, since 3 + 3 = 6.", "seven"), ("2", "the cat the cat")]
-    requests = [
+    return [
         JudgeRequest(judge, Instruction(f"q{k}", f"What is {k} + {k}?"), Response(f"q{k}", side, text))
         for k, pair in enumerate(answers)
         for judge in ("ann", "ben")
         for side, text in zip("ab", pair)
     ]
+
+
+def _whole(judge):
+    """The judge with every row computed whole: no shared prefix, no cached header."""
+    judge.min_shared_fraction = float("inf")
+    judge.contexts = None
+    return judge
+
+
+@pytest.mark.parametrize("judge_type", ["logprob", "likelihood", "generate"])
+def test_shared_prefixes_give_the_scores_of_single_passes(pool, judge_type):
+    """The prefix of a match computed once and every judge's header cached change no score."""
+    requests = _match_requests()
     config = JudgeConfig(type=judge_type, batch_size=8, max_new_tokens=6)
     shared = JUDGES.get(judge_type)(pool, config)
     shared.min_shared_work = 0  # a tiny model shares no prefix by default: a token costs less than a second pass
+    shared.min_shared_fraction = 0  # after the header, the instructions are a small share of these rows
     judged = shared.score(requests)
-    assert shared.spared_tokens > 0
-    plain = JUDGES.get(judge_type)(pool, config)
-    plain.min_shared_fraction = float("inf")
-    alone = JUDGES.get(judge_type)(pool, config.model_copy(update={"batch_size": 1}))
+    headers = sum(len(shared.header(r.judge)) for r in requests)
+    assert headers > 0 and shared.spared_tokens > headers
+    plain = _whole(JUDGES.get(judge_type)(pool, config))
+    alone = _whole(JUDGES.get(judge_type)(pool, config.model_copy(update={"batch_size": 1})))
     for other in (plain.score(requests), alone.score(requests)):
         if judge_type == "generate":
             assert [j.raw for j in judged] == [j.raw for j in other]
@@ -125,7 +138,34 @@ def test_shared_prefixes_give_the_scores_of_single_passes(pool, judge_type):
     assert plain.spared_tokens == alone.spared_tokens == 0
     default = JUDGES.get(judge_type)(pool, config)
     default.score(requests)
-    assert default.spared_tokens == 0
+    assert default.spared_tokens == headers  # the header alone: no second pass for the tiny model
+
+
+@pytest.mark.parametrize("judge_type", ["logprob", "likelihood"])
+def test_the_header_is_the_template_before_the_instruction(pool, judge_type):
+    judge = JUDGES.get(judge_type)(pool, JudgeConfig(type=judge_type))
+    for member in ("ann", "ben"):
+        header = judge.header(member)
+        text = pool.tokenizer(member).decode(header)
+        assert header and "What is" not in text
+        assert all(judge._row(0, r).ids[: len(header)] == header for r in _match_requests() if r.judge == member)
+    assert "strict grader" in pool.tokenizer("ben").decode(judge.header("ben"))  # ben's system prompt
+
+
+def test_a_cached_header_is_computed_again_once_the_adapter_changes(cache):
+    members = [{"name": "ann", "model": "tiny-llama"}, {"name": "ben", "model": "tiny-llama"}]
+    pool = ModelPool(PoolConfig.model_validate({"members": members}), LoraConfig(r=4, alpha=8), seed=0)
+    requests = [r for r in _match_requests() if r.judge == "ann"]
+    judge = JUDGES.get("logprob")(pool, JudgeConfig(type="logprob"))
+    before = [j.score for j in judge.score(requests)]
+    with torch.no_grad():  # as an optimizer step does: in place
+        for name, param in pool.model("ann").named_parameters():
+            if "lora_B.ann." in name:
+                param.add_(0.5)
+    after = [j.score for j in judge.score(requests)]
+    fresh = [j.score for j in _whole(JUDGES.get("logprob")(pool, JudgeConfig(type="logprob"))).score(requests)]
+    assert after == pytest.approx(fresh, abs=1e-5)
+    assert max(abs(a - b) for a, b in zip(after, before)) > 1e-3  # the change mattered
 
 
 def _hand_logprob(pool: ModelPool, judge: LogprobJudge, request: JudgeRequest) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sparta.backends.hf.forward import PrefixPlan, Running
+from sparta.backends.hf.forward import CachedContext, PrefixPlan, Running
 from sparta.backends.hf.sampling import next_tokens, uniform_draws
 
 COMPACT_SHARE = 0.25
@@ -32,17 +32,21 @@ class DecodeRow:
     seed: int
 
 
-def decode(model, rows: Sequence[DecodeRow], pad_id: int, plan: PrefixPlan | None = None) -> list[list[int]]:
+def decode(
+    model,
+    rows: Sequence[DecodeRow],
+    pad_id: int,
+    plan: PrefixPlan | None = None,
+    contexts: Sequence[CachedContext | None] = (),
+) -> list[list[int]]:
     """The new tokens of every row, up to and including its stop token (or ``max_new_tokens`` of them).
 
-    ``plan``: the rows' prompts cut into shared prefixes (``forward.plan_prefixes``), or None for one pass.
+    ``plan``: the rows' prompts cut into shared prefixes (``forward.plan_prefixes``), or None for one pass;
+    ``contexts``: the cached context each prompt continues (``forward.ContextCache``), if any.
     """
     adapters = [r.adapter for r in rows]
     with Running(model) as running:
-        if plan is None:
-            logits = running.prefill([r.prompt_ids for r in rows], adapters, pad_id, keep=1)
-        else:
-            logits = running.prefill_shared(plan, adapters, pad_id, keep=1)
+        logits = running.prefill_planned([r.prompt_ids for r in rows], adapters, pad_id, 1, plan, contexts)
         return _decode_loop(running, logits[:, -1], rows)
 
 

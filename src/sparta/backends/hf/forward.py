@@ -8,17 +8,22 @@ A batch may also share prefixes: rows with the same key (the same judge reading 
 instruction) whose token ids begin alike are computed as one prefix pass per group, its KV cache copied to
 every row of the group, then one pass over what differs (``plan_prefixes``). The cut leaves at least the last
 ``tail`` tokens of every row to the second pass, so every logit a caller reads comes from it.
+
+Tokens that begin many batches' rows (a judge's system prompt and rubric) can be computed once for an adapter and
+kept (:class:`ContextCache`); a batch then starts each row after its context (:meth:`Running.start_after`).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from sparta.backends.hf.packed_head import packed_head
 from sparta.backends.hf.row_adapters import RowAdapters
@@ -81,6 +86,34 @@ class Running:
         self.adapters = list(adapters)
         self._rows.use(self.adapters)
 
+    def _extend(self, mask: torch.Tensor) -> torch.Tensor:
+        """Extend the cache's mask by ``mask``; returns the new positions' first position ids (0 on an empty cache)."""
+        if self.cache is None:
+            self.mask = mask[:, :0]
+            self.next_position = torch.zeros(len(mask), dtype=torch.long, device=self.device)
+        self.mask = torch.cat([self.mask, mask], dim=-1)
+        return self.next_position
+
+    def start_after(self, contexts: Sequence[CachedContext | None]) -> None:
+        """Begin each row after its context (None: after nothing), as if its tokens had been prefilled here: their
+        keys and values, left-padded to the longest, become the cache the next pass extends."""
+        width = max((len(c.ids) for c in contexts if c is not None), default=0)
+        if width == 0:
+            return
+        template = next(c for c in contexts if c is not None)
+        self.cache = DynamicCache(config=self.model.get_base_model().config)
+        for layer, (keys, values) in enumerate(template.layers):
+            shape = (len(contexts), keys.shape[0], width, keys.shape[2])
+            batch_keys, batch_values = keys.new_zeros(shape), values.new_zeros(shape)
+            for row, context in enumerate(contexts):
+                if context is not None:
+                    batch_keys[row, :, width - len(context.ids) :] = context.layers[layer][0]
+                    batch_values[row, :, width - len(context.ids) :] = context.layers[layer][1]
+            self.cache.update(batch_keys, batch_values, layer)
+        lengths = torch.tensor([len(c.ids) if c else 0 for c in contexts], dtype=torch.long, device=self.device)
+        self.mask = (torch.arange(width, device=self.device) >= width - lengths.unsqueeze(-1)).long()
+        self.next_position = lengths
+
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, keep: int) -> torch.Tensor:
         """One pass extending the cache; the logits of its last ``keep`` positions, (rows, keep, vocab)."""
         out = self.model(
@@ -97,28 +130,50 @@ class Running:
     def prefill(self, seqs: Sequence[Sequence[int]], adapters: Sequence[str], pad_id: int, keep: int) -> torch.Tensor:
         """One pass over every row; the logits of each row's last ``keep`` positions, (rows, keep, vocab)."""
         self._use(adapters)
-        ids, self.mask = left_pad(seqs, pad_id, self.device)
-        logits = self._forward(ids, self.mask, _positions(self.mask), keep)
-        self.next_position = self.mask.sum(-1)
+        ids, mask = left_pad(seqs, pad_id, self.device)
+        start = self._extend(mask)
+        logits = self._forward(ids, self.mask, _positions(mask, start), keep)
+        self.next_position = start + mask.sum(-1)
         return logits
 
     def prefill_shared(self, plan: PrefixPlan, adapters: Sequence[str], pad_id: int, keep: int) -> torch.Tensor:
-        """As :meth:`prefill`, with each group's prefix computed once (the rows of a group share their adapter)."""
+        """As :meth:`prefill`, with each group's prefix computed once (the rows of a group share their adapter).
+        After :meth:`start_after`, its contexts are those of the groups, one per prefix."""
         group_adapters = [""] * len(plan.prefixes)
         for row, group in enumerate(plan.group_of):
             group_adapters[group] = adapters[row]
         self._use(group_adapters)
         ids, prefix_mask = left_pad(plan.prefixes, pad_id, self.device)
-        self._forward(ids, prefix_mask, _positions(prefix_mask), 1)
+        start = self._extend(prefix_mask)
+        self._forward(ids, self.mask, _positions(prefix_mask, start), 1)
         index = torch.tensor(plan.group_of, dtype=torch.long, device=self.device)
         self.cache.reorder_cache(index)  # every row gets a copy of its group's prefix
-        start = prefix_mask.sum(-1)[index]
+        start = (start + prefix_mask.sum(-1))[index]
         self._use(adapters)
         suffix_ids, suffix_mask = left_pad(plan.suffixes, pad_id, self.device)
-        self.mask = torch.cat([prefix_mask[index], suffix_mask], dim=-1)
+        self.mask = torch.cat([self.mask[index], suffix_mask], dim=-1)
         logits = self._forward(suffix_ids, self.mask, _positions(suffix_mask, start), keep)
         self.next_position = start + suffix_mask.sum(-1)
         return logits
+
+    def prefill_planned(
+        self,
+        seqs: Sequence[Sequence[int]],
+        adapters: Sequence[str],
+        pad_id: int,
+        keep: int,
+        plan: PrefixPlan | None = None,
+        contexts: Sequence[CachedContext | None] = (),
+    ) -> torch.Tensor:
+        """:meth:`prefill` (``plan`` None) or :meth:`prefill_shared` (``plan`` cut from ``seqs``), each row after its
+        context (``seqs`` are then what follows it; the rows of a plan's group share theirs)."""
+        if plan is None:
+            self.start_after(contexts)
+            return self.prefill(seqs, adapters, pad_id, keep)
+        if contexts:
+            first_row = {group: row for row, group in reversed(list(enumerate(plan.group_of)))}
+            self.start_after([contexts[first_row[group]] for group in range(len(plan.prefixes))])
+        return self.prefill_shared(plan, adapters, pad_id, keep)
 
     def keep_rows(self, rows: Sequence[int]) -> None:
         """Drop every row not in ``rows`` (finished ones), keeping the order given."""
@@ -150,7 +205,8 @@ class PrefixPlan:
         return sum(len(self.prefixes[g]) for g in self.group_of) - sum(len(p) for p in self.prefixes)
 
 
-def _common_length(seqs: Sequence[Sequence[int]]) -> int:
+def common_length(seqs: Sequence[Sequence[int]]) -> int:
+    """How many leading ids every sequence shares."""
     first = seqs[0]
     length = min(len(s) for s in seqs)
     for seq in seqs[1:]:
@@ -170,7 +226,7 @@ def plan_prefixes(seqs: Sequence[Sequence[int]], keys: Sequence[Hashable], tails
         return None
     prefixes, group_of, suffixes = [], [0] * len(seqs), [[] for _ in seqs]
     for rows in groups.values():
-        cut = min(_common_length([seqs[r] for r in rows]), *(len(seqs[r]) - tails[r] for r in rows))
+        cut = min(common_length([seqs[r] for r in rows]), *(len(seqs[r]) - tails[r] for r in rows))
         if cut < 1:
             return None
         for row in rows:
@@ -178,3 +234,58 @@ def plan_prefixes(seqs: Sequence[Sequence[int]], keys: Sequence[Hashable], tails
             suffixes[row] = list(seqs[row][cut:])
         prefixes.append(list(seqs[rows[0]][:cut]))
     return PrefixPlan(prefixes, group_of, suffixes)
+
+
+# --------------------------------------------------------------------------------------------- cached contexts
+
+
+@dataclass(frozen=True)
+class CachedContext:
+    """Tokens computed once through one adapter, and the keys and values they left in every layer's cache,
+    each (key-value heads, tokens, head size)."""
+
+    ids: tuple[int, ...]
+    layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+
+def _plain_layers(cache: Any) -> bool:
+    """Whether every layer of the cache keeps every position's keys and values (no sliding window, no state)."""
+    layers = getattr(cache, "layers", None)
+    sliding = getattr(cache, "is_sliding", None) or [False]
+    return (
+        bool(layers) and not any(sliding) and all(isinstance(getattr(la, "keys", None), torch.Tensor) for la in layers)
+    )
+
+
+def _adapter_state(model: torch.nn.Module, adapter: str) -> tuple[tuple[int, int], ...]:
+    """Where the adapter's weights are and how often they were changed in place: a context stays valid while this
+    holds (the base's weights never train)."""
+    marker = f".{adapter}."
+    return tuple((p.data_ptr(), p._version) for name, p in model.named_parameters() if marker in name)
+
+
+class ContextCache:
+    """Contexts per model and adapter, computed on first use and again once the adapter's weights have changed.
+
+    None for a model whose cache is not a plain list of keys and values per layer (sliding windows, recurrent
+    state): its rows are computed whole.
+    """
+
+    def __init__(self) -> None:
+        self._entries: weakref.WeakKeyDictionary[torch.nn.Module, dict] = weakref.WeakKeyDictionary()
+
+    def get(self, model: torch.nn.Module, adapter: str, ids: Sequence[int]) -> CachedContext | None:
+        entries = self._entries.setdefault(model, {})
+        key, state = (adapter, tuple(ids)), _adapter_state(model, adapter)
+        if key not in entries or entries[key][0] != state:
+            entries[key] = (state, _compute_context(model, adapter, tuple(ids)))
+        return entries[key][1]
+
+
+def _compute_context(model: torch.nn.Module, adapter: str, ids: tuple[int, ...]) -> CachedContext | None:
+    with torch.inference_mode(), Running(model) as running:
+        running.prefill([ids], [adapter], pad_id=0, keep=1)
+        if not _plain_layers(running.cache):
+            return None
+        layers = tuple((layer.keys[0].clone(), layer.values[0].clone()) for layer in running.cache.layers)
+    return CachedContext(ids, layers)

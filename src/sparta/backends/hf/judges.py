@@ -15,20 +15,22 @@ module only computes. Every judge of a chunk shares its batches (each row throug
 ``forward.Running``), of up to ``judge.batch_size`` rows of similar length, left-padded with position ids restarting
 on every row; output order follows input order. The two requests of a judge on one match read the same prompt up
 to the response (logprob, generate) or the same context (likelihood): they share a batch, and that prefix is
-computed once and its KV cache reused (``forward.plan_prefixes``). See docs/judges.md.
+computed once and its KV cache reused (``forward.plan_prefixes``). What every request of a judge begins with (its
+chat template and system prompt, and the rubric before the instruction) is computed once per judge and kept until
+its adapter changes (``forward.ContextCache``). See docs/judges.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from sparta.backends.base import Progress
 from sparta.backends.hf.decoding import DecodeRow, decode
-from sparta.backends.hf.forward import PrefixPlan, Running, plan_prefixes
+from sparta.backends.hf.forward import CachedContext, ContextCache, PrefixPlan, Running, common_length, plan_prefixes
 from sparta.backends.judging import (
     PREFIX_VARIANTS,
     JudgeEncoder,
@@ -47,7 +49,7 @@ from sparta.backends.judging import (
     repeated_ngram_mask,
 )
 from sparta.config import JudgeConfig
-from sparta.records import JudgeRequest, Judgment
+from sparta.records import Instruction, JudgeRequest, Judgment, Response
 
 if TYPE_CHECKING:
     from sparta.backends.hf.pool import ModelPool
@@ -98,13 +100,29 @@ def turn_end_id(pool: ModelPool, member: str) -> int:
 
 @dataclass(frozen=True)
 class _Row:
-    """One request as a judge reads it: the ids of one pass and how many final positions' logits it needs."""
+    """One request as a judge reads it: the ids of one pass, how many final positions' logits it needs, and what
+    the judge reads its score with (``inputs``)."""
 
     index: int
     judge: str
     ids: list[int]
     tail: int
     share: Hashable
+    inputs: Any = None
+
+
+_Prepared = tuple[list[CachedContext | None], list[list[int]], PrefixPlan | None]
+"""Each row's cached context, the ids that follow it, and the plan of shared prefixes over those."""
+
+_PROBES = (("Name a colour.", "Red."), ("Say yes.", "Yes."))
+"""Two requests that differ from their first word: what a judge's rows of both begin with is its header."""
+
+
+def _probe_requests(judge: str) -> list[JudgeRequest]:
+    return [
+        JudgeRequest(judge, Instruction(id=f"probe-{k}", text=text), Response(f"probe-{k}", "probe", answer))
+        for k, (text, answer) in enumerate(_PROBES)
+    ]
 
 
 def _batches(rows: Sequence[_Row], base_of: dict[str, int], batch_size: int) -> list[list[_Row]]:
@@ -143,10 +161,13 @@ class _BatchedJudge:
         self.config = judge
         self._encoders: dict[str, JudgeEncoder] = {}
         self._sizes: dict[str, int] = {}
+        self._headers: dict[str, list[int]] = {}
+        self.contexts: ContextCache | None = ContextCache()
+        """Each judge's header, computed once per adapter state; None: every row computed whole."""
         self.row_tokens = 0
         """Tokens of every row scored so far, each row counted whole."""
         self.spared_tokens = 0
-        """Of those, the tokens not computed again thanks to shared prefixes."""
+        """Of those, the tokens not computed again thanks to shared prefixes and cached headers."""
 
     def encoder(self, member: str) -> JudgeEncoder:
         if member not in self._encoders:
@@ -174,10 +195,41 @@ class _BatchedJudge:
             progress(len(batch))
         return [j for j in results if j is not None]
 
-    def _plan(self, batch: Sequence[_Row]) -> PrefixPlan | None:
-        plan = plan_prefixes([r.ids for r in batch], [(r.judge, r.share) for r in batch], [r.tail for r in batch])
-        total = sum(len(r.ids) for r in batch)
-        self.row_tokens += total
+    def header(self, member: str) -> list[int]:
+        """The ids every row of ``member`` as a judge begins with (template, system prompt, any rubric before the
+        instruction): what two probe requests' rows have in common, found once."""
+        if member not in self._headers:
+            rows = [self._row(0, request) for request in _probe_requests(member)]
+            ids = [row.ids for row in rows if isinstance(row, _Row)]
+            self._headers[member] = ids[0][: common_length(ids)] if len(ids) == 2 else []
+        return self._headers[member]
+
+    def _contexts(self, model, batch: Sequence[_Row]) -> list[CachedContext | None]:
+        """Each row's cached header; None for a row that does not begin with it or would keep too little after
+        it, and for every row of a match where one such row is (the rows of a match share their prefix)."""
+        if self.contexts is None:
+            return [None] * len(batch)
+        fits = {}
+        for row in batch:
+            header = self.header(row.judge)
+            ok = 0 < len(header) <= len(row.ids) - row.tail and row.ids[: len(header)] == header
+            fits[row.judge, row.share] = fits.get((row.judge, row.share), True) and ok
+        found = {judge: self.contexts.get(model, judge, self.header(judge)) for judge, _ in fits}
+        return [found[row.judge] if fits[row.judge, row.share] else None for row in batch]
+
+    def _prepare(
+        self, model, batch: Sequence[_Row]
+    ) -> tuple[list[CachedContext | None], list[list[int]], PrefixPlan | None]:
+        """Each row's context, the ids that follow it, and the plan of shared prefixes over those (or None)."""
+        contexts = self._contexts(model, batch)
+        seqs = [row.ids[len(c.ids) if c else 0 :] for row, c in zip(batch, contexts)]
+        self.row_tokens += sum(len(row.ids) for row in batch)
+        self.spared_tokens += sum(len(row.ids) - len(seq) for row, seq in zip(batch, seqs))
+        return contexts, seqs, self._plan(batch, seqs)
+
+    def _plan(self, batch: Sequence[_Row], seqs: Sequence[list[int]]) -> PrefixPlan | None:
+        plan = plan_prefixes(seqs, [(r.judge, r.share) for r in batch], [r.tail for r in batch])
+        total = sum(len(seq) for seq in seqs)
         if plan is None or plan.saved_tokens < self.min_shared_fraction * total:
             return None
         if plan.saved_tokens * self._parameters(batch[0].judge) < self.min_shared_work:
@@ -196,12 +248,9 @@ class _BatchedJudge:
         """The logits of every row's last ``max(tail)`` positions, (rows, max tail, vocab)."""
         keep = max(r.tail for r in batch)
         pad = _pad_id(self.encoder(batch[0].judge).tokenizer)
-        adapters = [r.judge for r in batch]
-        plan = self._plan(batch)
+        contexts, seqs, plan = self._prepare(model, batch)
         with Running(model) as running:
-            if plan is None:
-                return running.prefill([r.ids for r in batch], adapters, pad, keep)
-            return running.prefill_shared(plan, adapters, pad, keep)
+            return running.prefill_planned(seqs, [r.judge for r in batch], pad, keep, plan, contexts)
 
     def _row(self, index: int, request: JudgeRequest) -> _Row | Judgment:
         raise NotImplementedError
@@ -222,9 +271,10 @@ class GenerateJudge(_BatchedJudge):
 
     def _score_batch(self, model, batch: list[_Row], requests: list[JudgeRequest]) -> list[Judgment]:
         encoders = [self.encoder(r.judge) for r in batch]
+        contexts, seqs, plan = self._prepare(model, batch)
         rows = [
             DecodeRow(
-                prompt_ids=r.ids,
+                prompt_ids=seq,
                 adapter=r.judge,
                 temperature=0.0,
                 top_p=1.0,
@@ -232,9 +282,9 @@ class GenerateJudge(_BatchedJudge):
                 stop_ids=frozenset(encoder.stop_ids),
                 seed=0,
             )
-            for r, encoder in zip(batch, encoders)
+            for r, seq, encoder in zip(batch, seqs, encoders)
         ]
-        replies = decode(model, rows, _pad_id(encoders[0].tokenizer), self._plan(batch))
+        replies = decode(model, rows, _pad_id(encoders[0].tokenizer), plan, contexts)
         judged = []
         for request, row, reply, encoder in zip(requests, rows, replies, encoders):
             kept = reply[:-1] if reply and reply[-1] in row.stop_ids else reply
@@ -310,17 +360,12 @@ class LikelihoodJudge(_BatchedJudge):
     An empty (or blank) response scores 1 without a forward pass: a valid, very bad answer.
     """
 
-    def __init__(self, pool: ModelPool, judge: JudgeConfig) -> None:
-        super().__init__(pool, judge)
-        self._inputs: dict[int, LikelihoodInputs] = {}
-
     def _row(self, index: int, request: JudgeRequest) -> _Row | Judgment:
         inputs = likelihood_inputs(self.encoder(request.judge), request)
         if inputs is None:
             return blank_judgment(request)
-        self._inputs[index] = inputs
         ids = inputs.context_ids + inputs.target_ids
-        return _Row(index, request.judge, ids, len(inputs.target_ids) + 1, request.instruction.id)
+        return _Row(index, request.judge, ids, len(inputs.target_ids) + 1, request.instruction.id, inputs)
 
     def _score_batch(self, model, batch: list[_Row], requests: list[JudgeRequest]) -> list[Judgment]:
         """Read log P(target_t | context, target_<t) of every row off one batch's logits."""
@@ -328,7 +373,7 @@ class LikelihoodJudge(_BatchedJudge):
         keep = logits.shape[1]
         judged = []
         for b, (row, request) in enumerate(zip(batch, requests)):
-            inputs = self._inputs.pop(row.index)
+            inputs: LikelihoodInputs = row.inputs
             n = len(inputs.target_ids)
             step = torch.log_softmax(logits[b, keep - n - 1 : keep - 1].float(), dim=-1)
             target = torch.tensor(inputs.target_ids, device=step.device).unsqueeze(-1)
