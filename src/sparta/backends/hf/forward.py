@@ -257,18 +257,18 @@ def _plain_layers(cache: Any) -> bool:
     )
 
 
-def _adapter_state(model: torch.nn.Module, adapter: str) -> tuple[tuple[int, int], ...]:
-    """Where the adapter's weights are and how often they were changed in place: a context stays valid while this
-    holds (the base's weights never train)."""
+def _adapter_weights(model: torch.nn.Module, adapter: str) -> list[torch.Tensor]:
     marker = f".{adapter}."
-    return tuple((p.data_ptr(), p._version) for name, p in model.named_parameters() if marker in name)
+    return [p.detach() for name, p in model.named_parameters() if marker in name]
 
 
 class ContextCache:
     """Contexts per model and adapter, computed on first use and again once the adapter's weights have changed.
 
-    None for a model whose cache is not a plain list of keys and values per layer (sliding windows, recurrent
-    state): its rows are computed whole.
+    A context keeps a copy of the adapter's weights it was computed with and is used only while they are equal
+    (the base's weights never train). Version counters would be cheaper but miss a fused optimizer's step, which
+    changes weights in place without counting it. None for a model whose cache is not a plain list of keys and
+    values per layer (sliding windows, recurrent state): its rows are computed whole.
     """
 
     def __init__(self) -> None:
@@ -276,10 +276,12 @@ class ContextCache:
 
     def get(self, model: torch.nn.Module, adapter: str, ids: Sequence[int]) -> CachedContext | None:
         entries = self._entries.setdefault(model, {})
-        key, state = (adapter, tuple(ids)), _adapter_state(model, adapter)
-        if key not in entries or entries[key][0] != state:
-            entries[key] = (state, _compute_context(model, adapter, tuple(ids)))
-        return entries[key][1]
+        key, weights = (adapter, tuple(ids)), _adapter_weights(model, adapter)
+        kept = entries.get(key)
+        if kept is None or len(kept[0]) != len(weights) or not all(map(torch.equal, kept[0], weights)):
+            kept = ([w.clone() for w in weights], _compute_context(model, adapter, tuple(ids)))
+            entries[key] = kept
+        return kept[1]
 
 
 def _compute_context(model: torch.nn.Module, adapter: str, ids: tuple[int, ...]) -> CachedContext | None:
