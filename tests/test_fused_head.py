@@ -10,6 +10,7 @@ pytest.importorskip("trl")
 
 import trl.trainer.utils as trl_utils  # noqa: E402
 
+from sparta.backends.hf.answer_head import KeptProbabilities  # noqa: E402
 from sparta.backends.hf.dpo_data import fit_pairs  # noqa: E402
 from sparta.backends.hf.fused_head import labelled_positions_only  # noqa: E402
 from sparta.backends.hf.pool import ModelPool  # noqa: E402
@@ -31,16 +32,21 @@ def pool(cache) -> ModelPool:
 
 @pytest.fixture
 def projected_rows(monkeypatch) -> list[int]:
-    """The number of positions each call of TRL's fused-head kernel projects (the real kernel still runs)."""
+    """The number of positions each call of the output head's kernel projects: TRL's fused one, or on a CPU in the
+    DPO steps ours (``answer_head``); the real kernels still run."""
     rows: list[int] = []
-    kernel = trl_utils._ChunkedLogProbFunction
-    forward = kernel.forward
 
-    def counted(ctx, hidden, *args):
-        rows.append(hidden.shape[0])
-        return forward(ctx, hidden, *args)
+    def count(kernel) -> None:
+        forward = kernel.forward
 
-    monkeypatch.setattr(kernel, "forward", staticmethod(counted))
+        def counted(ctx, hidden, *args):
+            rows.append(hidden.shape[0])
+            return forward(ctx, hidden, *args)
+
+        monkeypatch.setattr(kernel, "forward", staticmethod(counted))
+
+    count(trl_utils._ChunkedLogProbFunction)
+    count(KeptProbabilities)
     return rows
 
 

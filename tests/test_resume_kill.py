@@ -1,14 +1,12 @@
 """A run killed with SIGKILL at several points resumes to exactly the result of an uninterrupted run."""
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from sigkill import sigkill_when
 from sparta.rundir import read_json, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,17 +37,7 @@ def finish(out: Path) -> None:
 
 def kill_when(out: Path, relative: str, timeout: float = 300) -> None:
     """Start a run and SIGKILL it as soon as ``relative`` exists in its run directory."""
-    proc = sparta_run(out)
-    deadline = time.monotonic() + timeout
-    while not (out / relative).exists():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before {relative} appeared: {proc.stderr.read()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"{relative} did not appear in {timeout} s")
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_when(sparta_run(out), out / relative, timeout)
 
 
 def result(out: Path) -> dict:

@@ -3,15 +3,14 @@ Trackio, read back with each library's own reader and compared with state.json, 
 pairs.jsonl, judgments.jsonl and eval.json."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from sigkill import sigkill_when
 from sparta.cli import app
 from sparta.config import ConfigError, load_config
 from sparta.evaluation import evaluate_run
@@ -183,13 +182,7 @@ def test_a_killed_and_resumed_run_logs_every_round_once(tmp_path):
     # process's run open ("run ID is in use")
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 300
-    while not (out / "round_002" / "responses.partial.jsonl").exists():
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_when(proc, out / "round_002" / "responses.partial.jsonl", timeout=300)
     assert read_json(out / "tracking" / "tracking.json")["writers"]["tensorboard"]["rounds"] == [1]
     finished = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     assert finished.returncode == 0, finished.stderr

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
+from sigkill import sigkill_when
 from sparta.backends.vllm.server import healthy
 from sparta.config import load_config
 from sparta.pipeline.loop import run
@@ -48,16 +47,7 @@ def _greedy_config(tmp_path: Path) -> Path:
 def _kill_mid_judging(config: Path, out: Path, env: dict[str, str], timeout: float = 900) -> None:
     args = [sys.executable, "-m", "sparta.cli", "run", str(config), "--out", str(out), "--set", "pool.engine=vllm"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + timeout
-    while not (out / KILL_AT).exists():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before {KILL_AT} appeared: {proc.stderr.read()[-3000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"{KILL_AT} did not appear in {timeout} s")
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_when(proc, out / KILL_AT, timeout)
 
 
 def _server_url(log: Path) -> str:

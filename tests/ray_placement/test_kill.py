@@ -5,11 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from ray_runs import ON_RAY, OVERRIDES, TINY, RecordingReporter, adapters, largest_difference, result, tiny_config
+
+from sigkill import sigkill_when
 
 ray = pytest.importorskip("ray")
 
@@ -27,17 +28,7 @@ def sparta_run(out: Path, address: str) -> subprocess.Popen:
 
 def kill_when(out: Path, address: str, relative: str, timeout: float = 600) -> None:
     """Start a run and SIGKILL its driver as soon as ``relative`` exists in the run directory."""
-    proc = sparta_run(out, address)
-    deadline = time.monotonic() + timeout
-    while not (out / relative).exists():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before {relative} appeared: {proc.stderr.read()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"{relative} did not appear in {timeout} s")
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    sigkill_when(sparta_run(out, address), out / relative, timeout)
 
 
 def test_driver_killed_mid_training_resumes_to_the_local_result(tmp_path, ray_cluster, local_run):

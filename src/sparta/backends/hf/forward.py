@@ -257,9 +257,32 @@ def _plain_layers(cache: Any) -> bool:
     )
 
 
-def _adapter_weights(model: torch.nn.Module, adapter: str) -> list[torch.Tensor]:
-    marker = f".{adapter}."
-    return [p.detach() for name, p in model.named_parameters() if marker in name]
+_WEIGHT_VIEWS: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, dict]] = weakref.WeakKeyDictionary()
+"""Per model: its adapters' configurations when their weights were listed, and each adapter's flat weight views."""
+
+
+def _weight_views(model: torch.nn.Module, adapter: str) -> list[torch.Tensor]:
+    """Flat views of the adapter's weights, listed again only when an adapter was added, removed or replaced (its
+    configuration is then another object): a walk over every module of the model costs tens of milliseconds, more
+    than the comparison it serves. In-place updates (an optimizer's step, loading weights) keep the views valid; a
+    weight given new storage (``.data`` replaced, a dtype conversion) is noticed and the list made again."""
+    configs = tuple((name, id(config)) for name, config in getattr(model, "peft_config", {}).items())
+    listed = _WEIGHT_VIEWS.get(model)
+    if listed is None or listed[0] != configs:
+        listed = (configs, {})
+        _WEIGHT_VIEWS[model] = listed
+    kept = listed[1].get(adapter)
+    if kept is None or any(view.data_ptr() != param.data_ptr() for param, view in kept):  # a weight was swapped
+        marker = f".{adapter}."
+        kept = [(p, p.detach().view(-1)) for name, p in model.named_parameters() if marker in name]
+        listed[1][adapter] = kept
+    return [view for _, view in kept]
+
+
+def _adapter_weights(model: torch.nn.Module, adapter: str) -> torch.Tensor:
+    """The adapter's weights as one flat vector: one comparison instead of hundreds of small ones."""
+    views = _weight_views(model, adapter)
+    return torch.cat(views) if views else torch.empty(0)
 
 
 class ContextCache:
@@ -274,14 +297,16 @@ class ContextCache:
     def __init__(self) -> None:
         self._entries: weakref.WeakKeyDictionary[torch.nn.Module, dict] = weakref.WeakKeyDictionary()
 
-    def get(self, model: torch.nn.Module, adapter: str, ids: Sequence[int]) -> CachedContext | None:
+    def get(self, model: torch.nn.Module, contexts: dict[str, Sequence[int]]) -> dict[str, CachedContext | None]:
+        """The context of each adapter in ``contexts`` (adapter -> its ids), computed where none is valid."""
         entries = self._entries.setdefault(model, {})
-        key, weights = (adapter, tuple(ids)), _adapter_weights(model, adapter)
-        kept = entries.get(key)
-        if kept is None or len(kept[0]) != len(weights) or not all(map(torch.equal, kept[0], weights)):
-            kept = ([w.clone() for w in weights], _compute_context(model, adapter, tuple(ids)))
-            entries[key] = kept
-        return kept[1]
+        found = {}
+        for adapter, ids in contexts.items():
+            key, weights = (adapter, tuple(ids)), _adapter_weights(model, adapter)
+            if key not in entries or not torch.equal(entries[key][0], weights):
+                entries[key] = (weights, _compute_context(model, adapter, tuple(ids)))
+            found[adapter] = entries[key][1]
+        return found
 
 
 def _compute_context(model: torch.nn.Module, adapter: str, ids: tuple[int, ...]) -> CachedContext | None:

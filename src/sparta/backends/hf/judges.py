@@ -214,7 +214,7 @@ class _BatchedJudge:
             header = self.header(row.judge)
             ok = 0 < len(header) <= len(row.ids) - row.tail and row.ids[: len(header)] == header
             fits[row.judge, row.share] = fits.get((row.judge, row.share), True) and ok
-        found = {judge: self.contexts.get(model, judge, self.header(judge)) for judge, _ in fits}
+        found = self.contexts.get(model, {judge: self.header(judge) for judge, _ in fits})
         return [found[row.judge] if fits[row.judge, row.share] else None for row in batch]
 
     def _prepare(

@@ -10,7 +10,8 @@ and padding 23 %.
 pairs: each prompt runs once, both answers continue from its KV cache, and under SDPA attention the batch's
 sequences are packed without padding (``reference.answer_states``, the pass that gives the reference
 log-probabilities, here recording gradients, which flow into the prompt through its cache); the answer tokens'
-states go to TRL's own fused-head kernel. It returns what TRL's forward returns: per-token log-probabilities, and
+states go to the output head (``answer_head``: on a CPU the probabilities kept for the backward pass, elsewhere TRL's
+own fused-head kernel). It returns what TRL's forward returns: per-token log-probabilities, and
 the entropy, mean logit and top-1 flag its metrics read, at the labelled positions of the rows TRL built, zero
 elsewhere. TRL's loss (every loss type), its metrics and its backward read it unchanged; the numbers are those of
 TRL's path up to floating-point rounding (its causal mask already kept each answer from seeing the other, and
@@ -27,6 +28,7 @@ from typing import Any
 
 import torch
 
+from sparta.backends.hf.answer_head import answer_token_outputs
 from sparta.backends.hf.dpo_data import PairTokens
 from sparta.backends.hf.reference import answer_states, plain_head
 
@@ -35,9 +37,6 @@ BATCH_INPUTS = {"input_ids", "attention_mask", "use_cache"}
 
 CHECKPOINTING_FLAGS = ("is_activation_checkpointing", "is_gradient_checkpointing")
 """transformers 5's name for activation checkpointing being on, then 4's (deprecated in 5)."""
-
-VOCAB_TILE = 32768
-"""Vocabulary rows of each tile of the fused head's product: TRL 1.16's own width."""
 
 OUTPUTS = ("log_probs", "entropy", "mean_logits", "is_top1")
 """The per-token fields TRL 1.16's ``DPOTrainer`` asks its fused head for (``log_sum_sq_probs`` too when it
@@ -82,12 +81,10 @@ def _placed(valid: torch.Tensor, pairs: list[PairTokens]) -> tuple[torch.Tensor,
 
 
 def _shared_forward(model: torch.nn.Module, labels: torch.Tensor, pairs: list[PairTokens], outputs: tuple[str, ...]):
-    from trl.kernels import ChunkedLogProbFunction
     from trl.trainer.utils import FusedCausalLMOutput
 
     states, targets, valid = answer_states(model, pairs, pad_id=0)
-    head = model.get_output_embeddings()
-    values = ChunkedLogProbFunction.apply(states, head.weight, head.bias, targets, 1.0, VOCAB_TILE, None, 1.0, outputs)
+    values = answer_token_outputs(states, model.get_output_embeddings(), targets, outputs)
     row, column = _placed(valid, pairs)
     shape = (labels.shape[0], labels.shape[1] - 1)
 
