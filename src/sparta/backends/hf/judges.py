@@ -217,9 +217,7 @@ class _BatchedJudge:
         found = self.contexts.get(model, {judge: self.header(judge) for judge, _ in fits})
         return [found[row.judge] if fits[row.judge, row.share] else None for row in batch]
 
-    def _prepare(
-        self, model, batch: Sequence[_Row]
-    ) -> tuple[list[CachedContext | None], list[list[int]], PrefixPlan | None]:
+    def _prepare(self, model, batch: Sequence[_Row]) -> _Prepared:
         """Each row's context, the ids that follow it, and the plan of shared prefixes over those (or None)."""
         contexts = self._contexts(model, batch)
         seqs = [row.ids[len(c.ids) if c else 0 :] for row, c in zip(batch, contexts)]
