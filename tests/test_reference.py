@@ -18,10 +18,12 @@ from hypothesis import strategies as st  # noqa: E402
 from sparta.backends.hf import reference, training  # noqa: E402
 from sparta.backends.hf.dpo_data import fit_pairs  # noqa: E402
 from sparta.backends.hf.pool import ModelPool  # noqa: E402
+from sparta.backends.hf.forward import common_length  # noqa: E402
 from sparta.backends.hf.reference import (  # noqa: E402
     answer_states,
     packs,
     plain_head,
+    prompt_header,
     reference_logps,
     target_logps,
 )
@@ -130,6 +132,39 @@ def test_packed_sequences_give_the_padded_passes_states_without_padding(pool, mo
     assert len(embedded) == 4 and embedded[0] + embedded[1] == real and embedded[2] + embedded[3] > real
     assert torch.equal(packed[1], padded[1]) and torch.equal(packed[2], padded[2])  # the same tokens, same order
     assert torch.allclose(packed[0], padded[0], atol=1e-5)
+
+
+def test_prompts_continue_from_their_common_header_run_once(pool, monkeypatch):
+    inner, pad = pool.model("alice").get_base_model(), pool.tokenizer("alice").pad_token_id
+    tokens = list(_tokens(pool))
+    prompts = [t.prompt_ids for t in tokens]
+    with torch.no_grad():
+        header = prompt_header(inner, tokens)
+    assert header is not None and list(header.ids) == prompts[0][: common_length(prompts)]
+    assert len(header.ids) > 5  # the template and the system prompt, at least
+    embedded: list[int] = []
+    hook = inner.get_input_embeddings().register_forward_hook(lambda m, i, out: embedded.append(out.shape[:2].numel()))
+    after_header = reference_logps(inner, tokens, pad, batch_size=4)
+    monkeypatch.setattr(reference, "prompt_header", lambda model, tokens: None)
+    whole = reference_logps(inner, tokens, pad, batch_size=4)
+    hook.remove()
+
+    fed = sum(len(answer) - 1 for t in tokens for answer in (t.chosen_ids, t.rejected_ids))
+    shared = len(header.ids)
+    assert embedded == [shared, sum(map(len, prompts)) - len(tokens) * shared, fed, sum(map(len, prompts)), fed]
+    for ours, theirs in zip(after_header, whole):
+        assert ours == pytest.approx(theirs, abs=1e-4)
+
+
+def test_a_header_needs_two_prompts_sharing_a_token_and_leaves_each_its_last(pool):
+    inner = pool.model("alice").get_base_model()
+    tokens = list(_tokens(pool))
+    with torch.no_grad():
+        assert prompt_header(inner, tokens[:1]) is None  # one pair: nothing to spare
+        same = prompt_header(inner, [tokens[0], tokens[0]])  # identical prompts: all but the last token
+        assert same is not None and list(same.ids) == tokens[0].prompt_ids[:-1]
+        other = tokens[1].__class__([7, *tokens[1].prompt_ids], tokens[1].chosen_ids, tokens[1].rejected_ids)
+        assert prompt_header(inner, [tokens[0], other]) is None  # nothing in common
 
 
 def test_a_sliding_window_is_not_packed(pool):

@@ -247,8 +247,15 @@ class CachedContext:
     ids: tuple[int, ...]
     layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
 
+    def cache(self, config: Any) -> DynamicCache:
+        """These keys and values as the cache of one row, for a pass to extend (the kept tensors are not changed)."""
+        cache = DynamicCache(config=config)
+        for layer, (keys, values) in enumerate(self.layers):
+            cache.update(keys[None], values[None], layer)
+        return cache
 
-def _plain_layers(cache: Any) -> bool:
+
+def plain_layers(cache: Any) -> bool:
     """Whether every layer of the cache keeps every position's keys and values (no sliding window, no state)."""
     layers = getattr(cache, "layers", None)
     sliding = getattr(cache, "is_sliding", None) or [False]
@@ -312,7 +319,7 @@ class ContextCache:
 def _compute_context(model: torch.nn.Module, adapter: str, ids: tuple[int, ...]) -> CachedContext | None:
     with torch.inference_mode(), Running(model) as running:
         running.prefill([ids], [adapter], pad_id=0, keep=1)
-        if not _plain_layers(running.cache):
+        if not plain_layers(running.cache):
             return None
         layers = tuple((layer.keys[0].clone(), layer.values[0].clone()) for layer in running.cache.layers)
     return CachedContext(ids, layers)

@@ -9,6 +9,9 @@ benchmarks/README.md) because it:
 - runs prompt + chosen and prompt + rejected as two padded rows, so every prompt twice; here each prompt runs once
   and both answers continue from its KV cache, and under SDPA attention a batch's prompts are packed into one row
   and its answers into another, so nothing is padded (a block mask keeps every sequence to itself);
+- runs again, in every prompt, what all of them begin with (the chat template and the member's system prompt: about
+  20 of the 45 tokens of a demo prompt); here that header is computed once per pass and every packed batch's prompts
+  continue from its KV cache (:func:`prompt_header`);
 - scores every position off CUDA (prompt and padding too) and also computes entropy and top-1 statistics; here the
   output head runs on answer tokens only and computes the log-softmax alone;
 - hashes the whole model (the base and every member's adapter) to name a dataset cache file it writes per member.
@@ -28,6 +31,7 @@ from collections.abc import Sequence
 import torch
 
 from sparta.backends.hf.dpo_data import PairTokens
+from sparta.backends.hf.forward import CachedContext, common_length, plain_layers
 
 HEAD_SLICE = 16384
 """Vocabulary rows of the output head turned into float32 logits at once: bounds memory at (answer tokens x this)."""
@@ -88,21 +92,41 @@ def target_logps(
 
 
 def answer_states(
-    model: torch.nn.Module, batch: Sequence[PairTokens], pad_id: int
+    model: torch.nn.Module, batch: Sequence[PairTokens], pad_id: int, header: CachedContext | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each answer token's predicting state, each prompt run once and both its answers continuing from its KV cache.
 
     Returns (states, targets, valid): ``valid`` is (2 x pairs, longest answer), True on real answer tokens, rows in
     the order chosen, rejected of each pair; ``states`` (valid tokens, hidden) and ``targets`` (valid tokens) list
     the real tokens row by row. Gradients flow through the prompt's cache when the caller records them. Under
-    PyTorch's SDPA attention, sequences that fit ``PACKED_ROW`` are packed (:func:`_packed_answer_states`);
-    otherwise they are padded.
+    PyTorch's SDPA attention, sequences that fit ``PACKED_ROW`` are packed (:func:`_packed_answer_states`), their
+    prompts continuing from ``header`` when one is given (:func:`prompt_header`); otherwise they are padded and
+    run whole.
     """
     if any(not tokens.prompt_ids for tokens in batch):
         raise ValueError("a preference pair without prompt tokens has no position to predict its answers from")
     if packs(model) and _fits_one_row(batch):
-        return _packed_answer_states(model, batch)
+        return _packed_answer_states(model, batch, header)
     return _padded_answer_states(model, batch, pad_id)
+
+
+def prompt_header(model: torch.nn.Module, tokens: Sequence[PairTokens]) -> CachedContext | None:
+    """The ids every prompt begins with, run once through the backbone: its keys and values, for packed batches to
+    continue from. Each prompt keeps at least its last token (its state predicts the first answer token). None when
+    the prompts share nothing, a single pair would gain nothing, or the model packs no sequences or keeps no plain
+    per-layer cache (sliding windows, recurrent state)."""
+    if len(tokens) < 2 or not packs(model):
+        return None
+    prompts = [t.prompt_ids for t in tokens]
+    length = min(common_length(prompts), min(map(len, prompts)) - 1)
+    if length < 1:
+        return None
+    backbone = model.base_model
+    ids = torch.tensor([prompts[0][:length]], device=model.get_output_embeddings().weight.device)
+    cache = backbone(input_ids=ids, use_cache=True)[_cache_keyword(type(backbone))]
+    if not plain_layers(cache):
+        return None
+    return CachedContext(tuple(prompts[0][:length]), tuple((la.keys[0], la.values[0]) for la in cache.layers))
 
 
 PACKED_ROW = 1024
@@ -125,16 +149,19 @@ def packs(model: torch.nn.Module) -> bool:
 
 
 def _packed_answer_states(
-    model: torch.nn.Module, batch: Sequence[PairTokens]
+    model: torch.nn.Module, batch: Sequence[PairTokens], header: CachedContext | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`answer_states` without padding: every prompt in one row, then every answer in another.
 
-    Each prompt token sees its own prompt's earlier tokens; each answer token its prompt and its own earlier
-    tokens (a boolean block mask, True where attention is allowed); position ids restart with every sequence.
+    Each prompt token sees the header and its own prompt's earlier tokens; each answer token the header, its prompt
+    and its own earlier tokens (a boolean block mask, True where attention is allowed); position ids restart with
+    every sequence, after the header.
     """
     backbone, device = model.base_model, model.get_output_embeddings().weight.device
     keyword = _cache_keyword(type(backbone))
-    prompts = [tokens.prompt_ids for tokens in batch]
+    shared = len(header.ids) if header else 0
+    past = {keyword: header.cache(backbone.config)} if header else {}
+    prompts = [tokens.prompt_ids[shared:] for tokens in batch]
     answers = [ids for tokens in batch for ids in (tokens.chosen_ids, tokens.rejected_ids)]
     fed = [ids[:-1] for ids in answers]
 
@@ -148,11 +175,13 @@ def _packed_answer_states(
 
     prompt_ids, prompt_of, prompt_pos = packed(prompts)
     causal = (prompt_of[:, None] == prompt_of[None, :]) & (prompt_pos[None, :] <= prompt_pos[:, None])
+    sees_header = torch.ones((len(prompt_ids), shared), dtype=torch.bool, device=device)
     out = backbone(
         input_ids=prompt_ids[None],
-        attention_mask=causal[None, None],
-        position_ids=prompt_pos[None],
+        attention_mask=torch.cat([sees_header, causal], dim=1)[None, None],
+        position_ids=(prompt_pos + shared)[None],
         use_cache=True,
+        **past,
     )
     hidden = out.last_hidden_state[0]
     prompt_lengths = [len(p) for p in prompts]
@@ -168,8 +197,9 @@ def _packed_answer_states(
         pair_of = answer_of // 2
         sees_prompt = pair_of[:, None] == prompt_of[None, :]
         sees_answer = (answer_of[:, None] == answer_of[None, :]) & (fed_pos[None, :] <= fed_pos[:, None])
-        mask = torch.cat([sees_prompt, sees_answer], dim=1)
-        positions = fed_pos + torch.tensor(prompt_lengths, device=device)[pair_of]
+        sees_header = torch.ones((len(fed_ids), shared), dtype=torch.bool, device=device)
+        mask = torch.cat([sees_header, sees_prompt, sees_answer], dim=1)
+        positions = fed_pos + shared + torch.tensor(prompt_lengths, device=device)[pair_of]
         continued = backbone(
             input_ids=fed_ids[None],
             attention_mask=mask[None, None],
@@ -209,9 +239,11 @@ def _padded_answer_states(
     return states[:, : targets.shape[1]][valid], targets[valid], valid
 
 
-def _batch_logps(model: torch.nn.Module, batch: Sequence[PairTokens], pad_id: int) -> torch.Tensor:
+def _batch_logps(
+    model: torch.nn.Module, batch: Sequence[PairTokens], pad_id: int, header: CachedContext | None
+) -> torch.Tensor:
     """(pairs, 2): the summed log-probs of each pair's chosen and rejected answer."""
-    states, targets, valid = answer_states(model, batch, pad_id)
+    states, targets, valid = answer_states(model, batch, pad_id, header)
     per_token = target_logps(states, targets, model.get_output_embeddings())
     sums = torch.zeros(len(valid), device=per_token.device).index_add_(0, valid.nonzero()[:, 0], per_token)
     return sums.view(len(batch), 2)
@@ -223,8 +255,8 @@ def reference_logps(
     """Each pair's chosen and rejected log-probability under ``model`` as it is now, in the order given.
 
     ``model`` is a transformers causal LM with a plain output head (:func:`plain_head`) and the member's adapter
-    active. Pairs run in batches of ``batch_size``, sorted by length so that little is padded; in eval mode, without
-    gradients. Returns (chosen, rejected).
+    active. Pairs run in batches of ``batch_size``, sorted by length so that little is padded, after the prompts'
+    common header (:func:`prompt_header`); in eval mode, without gradients. Returns (chosen, rejected).
     """
 
     def length(index: int) -> int:
@@ -237,9 +269,10 @@ def reference_logps(
     model.eval()
     try:
         with torch.inference_mode():
+            header = prompt_header(model, tokens)
             for start in range(0, len(order), batch_size):
                 indices = order[start : start + batch_size]
-                values = _batch_logps(model, [tokens[i] for i in indices], pad_id).tolist()
+                values = _batch_logps(model, [tokens[i] for i in indices], pad_id, header).tolist()
                 for index, (chosen_logp, rejected_logp) in zip(indices, values):
                     chosen[index], rejected[index] = chosen_logp, rejected_logp
     finally:
