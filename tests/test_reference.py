@@ -17,8 +17,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 from sparta.backends.hf import reference, training  # noqa: E402
 from sparta.backends.hf.dpo_data import fit_pairs  # noqa: E402
-from sparta.backends.hf.pool import ModelPool  # noqa: E402
 from sparta.backends.hf.forward import common_length  # noqa: E402
+from sparta.backends.hf.pool import ModelPool  # noqa: E402
 from sparta.backends.hf.reference import (  # noqa: E402
     answer_states,
     packs,
