@@ -124,6 +124,7 @@ def _judges(pool: ModelPool, judge_type: str, old_batch: int, new_batch: int) ->
     unshared = JUDGES.get(judge_type)(pool, config)
     unshared.min_shared_fraction = float("inf")  # no prefix shared within a batch
     unshared.contexts = None  # and no judge's header kept across batches
+    unshared.packing = False  # rows padded, as before packing
     return {
         "old_whole": old(pool, JudgeConfig(type=judge_type, batch_size=old_batch)),
         "old": old(pool, JudgeConfig(type=judge_type, batch_size=old_batch)),

@@ -10,7 +10,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from sparta.backends.hf.decoding import DecodeRow, decode  # noqa: E402
-from sparta.backends.hf.forward import Running, plan_prefixes  # noqa: E402
+from sparta.backends.hf.forward import ContextCache, Running, _cheapest_rows, pack_rows, plan_prefixes  # noqa: E402
 from sparta.backends.hf.pool import ModelPool  # noqa: E402
 from sparta.backends.hf.row_adapters import adapter_runs  # noqa: E402
 from sparta.config import LoraConfig, PoolConfig  # noqa: E402
@@ -123,3 +123,50 @@ def test_prefix_plan_cuts_every_row_back_into_itself(seqs, data):
 def test_adapter_runs():
     assert adapter_runs(["a", "a", "b", "c", "c"]) == [("a", 0, 2), ("b", 2, 3), ("c", 3, 5)]
     assert adapter_runs(["a", "b", "a"]) is None
+
+
+@pytest.mark.parametrize("token_pairs", [0.0, 1e6])  # many short rows; one row
+def test_packed_sequences_of_many_adapters_give_each_its_own_logits(pool, token_pairs):
+    """Every token through its own adapter, after its adapter's cached context and its group's shared prefix,
+    in one pass: each sequence's last logits equal a plain pass over its whole ids."""
+    model = pool.bases()[0][1]
+    header = _seqs(pool, 1)[0][:4]
+    contexts = ContextCache().get(model, {"ann": header, "ben": header[:2]})
+    tails = _seqs(pool, 6)
+    seqs = [tails[0], tails[0][:5] + [7, 8, 9], tails[1], tails[2], tails[3], tails[3][:6] + tails[4]]
+    adapters = ["ann", "ann", "ben", "cid", "cid", "cid"]
+    keys = ["m0", "m0", "m1", "m2", "m3", "m3"]
+    row_contexts = [contexts.get(a) for a in adapters]
+    pack = pack_rows(seqs, adapters, keys, [2] * len(seqs), row_contexts, token_pairs)
+    assert pack is not None and (len(pack.ids) == 1) == (token_pairs > 1)
+    assert int((pack.owners >= 0).sum()) < sum(map(len, seqs))  # the two groups' prefixes run once
+    with torch.inference_mode(), Running(model) as running:
+        logits = running.prefill_packed(pack, pool.tokenizer("ann").pad_token_id, keep=3)
+    for row, (ids, member, context) in enumerate(zip(seqs, adapters, row_contexts)):
+        whole = (list(context.ids) if context else []) + ids
+        assert torch.allclose(logits[row].float(), _plain_logits(pool, member, whole)[-3:], atol=1e-5)
+
+
+def test_an_adapter_whose_sequences_follow_different_contexts_is_not_packed(pool):
+    model = pool.bases()[0][1]
+    header = _seqs(pool, 1)[0][:4]
+    context = ContextCache().get(model, {"ann": header})["ann"]
+    assert pack_rows([[1, 2], [3, 4]], ["ann", "ann"], [0, 1], [1, 1], [context, None], 1.0) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(1, 300), min_size=1, max_size=8), header=st.integers(0, 60))
+def test_the_cheapest_rows_place_every_group_once(sizes, header):
+    one = _cheapest_rows(sizes, header, token_pairs=1e9)
+    many = _cheapest_rows(sizes, header, token_pairs=0.0)
+    for rows in (one, many):
+        assert sorted(g for row in rows for g in row) == list(range(len(sizes)))
+
+    def padded(rows):  # rows x the longest row
+        return len(rows) * max(sum(sizes[g] for g in row) for row in rows)
+
+    assert padded(one) == sum(sizes)  # linear layers dominate: nothing padded
+    one_row = sum(sizes) * (sum(sizes) + header)
+    assert padded(many) * (padded(many) // len(many) + header) <= one_row  # attention dominates: never worse
+    if len(sizes) > 1 and len(set(sizes)) == 1:
+        assert len(many) == len(sizes)  # equal groups: a row each, nothing padded, least attention

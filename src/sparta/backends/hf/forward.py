@@ -11,6 +11,11 @@ every row of the group, then one pass over what differs (``plan_prefixes``). The
 
 Tokens that begin many batches' rows (a judge's system prompt and rubric) can be computed once for an adapter and
 kept (:class:`ContextCache`); a batch then starts each row after its context (:meth:`Running.start_after`).
+
+A pass that needs no decoding afterwards can instead pack its sequences (:func:`pack_rows`,
+:meth:`Running.prefill_packed`): sequences of several adapters side by side in few rows, each token through its
+own adapter, each group's prefix once, a block mask keeping every sequence to its own context, prefix and tokens.
+One pass, no padding between sequences; the number of rows trades padding against attention over masked pairs.
 """
 
 from __future__ import annotations
@@ -175,6 +180,22 @@ class Running:
             self.start_after([contexts[first_row[group]] for group in range(len(plan.prefixes))])
         return self.prefill_shared(plan, adapters, pad_id, keep)
 
+    def prefill_packed(self, pack: Packing, pad_id: int, keep: int) -> torch.Tensor:
+        """One pass over ``pack`` (:func:`pack_rows`), every token through its own adapter; the logits of every
+        sequence's last ``keep`` positions, (sequences, keep, vocab). The batch cannot be continued (:meth:`step`)."""
+        self._rows.use_tokens(pack.order, pack.owners.to(self.device))
+        backbone = self.model.get_base_model().model
+        cache = pack.cache(backbone.config)
+        hidden = backbone(
+            input_ids=pack.ids.masked_fill(pack.owners < 0, pad_id).to(self.device),
+            attention_mask=pack.attends[:, None].to(self.device),
+            position_ids=pack.positions.to(self.device),
+            use_cache=cache is not None,
+            **({_cache_keyword(type(backbone)): cache} if cache is not None else {}),
+        ).last_hidden_state
+        states = hidden.reshape(-1, hidden.shape[-1])[pack.last_positions(keep).to(self.device)]
+        return self.model.get_output_embeddings()(states)
+
     def keep_rows(self, rows: Sequence[int]) -> None:
         """Drop every row not in ``rows`` (finished ones), keeping the order given."""
         index = torch.tensor(list(rows), dtype=torch.long, device=self.device)
@@ -234,6 +255,143 @@ def plan_prefixes(seqs: Sequence[Sequence[int]], keys: Sequence[Hashable], tails
             suffixes[row] = list(seqs[row][cut:])
         prefixes.append(list(seqs[rows[0]][:cut]))
     return PrefixPlan(prefixes, group_of, suffixes)
+
+
+# --------------------------------------------------------------------------------------------- packed rows
+
+
+def _cheapest_rows(sizes: Sequence[int], header: int, token_pairs: float) -> list[list[int]]:
+    """Groups (of ``sizes`` tokens) spread over the rows that cost least: every row is as long as the longest,
+    padding included, and attends over all of it, masked or not. A row of ``w`` tokens after a ``header`` costs
+    ``w * token_pairs + w * (w + header)``, where ``token_pairs`` is how many (query, key) pairs of attention cost
+    what one token's linear layers do (about parameters / (2 x hidden size x layers)). One row pads nothing but
+    attends most; a row per group the reverse. Groups go longest first to the shortest row."""
+    best: tuple[float, list[list[int]]] | None = None
+    for count in range(1, len(sizes) + 1):
+        rows: list[list[int]] = [[] for _ in range(count)]
+        lengths = [0] * count
+        for group in sorted(range(len(sizes)), key=lambda g: -sizes[g]):
+            shortest = lengths.index(min(lengths))
+            rows[shortest].append(group)
+            lengths[shortest] += sizes[group]
+        width = max(lengths)
+        cost = count * width * (token_pairs + width + header)
+        if best is None or cost < best[0]:
+            best = (cost, [sorted(row) for row in rows if row])
+    assert best is not None
+    return best[1]
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Sequences of several adapters packed into few rows (one, unless longer than ``PACKED_ROW``): every group's
+    shared prefix once, then the rest of each of its sequences, nothing padded between them. Each row's cache holds
+    the contexts of the adapters it packs, side by side (``headers``, left-padded to the longest row).
+
+    Per token, (rows, width): ``owners`` its adapter (an index into ``order``; -1 on padding), ``positions`` its
+    position id (its adapter's context comes first). ``attends`` (rows, width, headers + width) is True where a
+    token may attend: its adapter's context, its group's prefix up to itself, its own sequence up to itself (a
+    padding token: itself). ``ends`` lists each sequence's tokens in reading order, as flat indices over rows x width.
+    """
+
+    ids: torch.Tensor
+    owners: torch.Tensor
+    positions: torch.Tensor
+    attends: torch.Tensor
+    order: list[str]
+    headers: list[list[CachedContext]]
+    ends: list[list[int]]
+
+    def last_positions(self, keep: int) -> torch.Tensor:
+        """(sequences, keep) flat indices of each sequence's last ``keep`` tokens, repeating its first when short."""
+        rows = [end[-keep:] if len(end) >= keep else [end[0]] * (keep - len(end)) + end for end in self.ends]
+        return torch.tensor(rows, dtype=torch.long)
+
+    def cache(self, config: Any) -> DynamicCache | None:
+        """Each row's contexts' keys and values, side by side and left-padded: the cache the pass extends."""
+        width = max(sum(len(c.ids) for c in row) for row in self.headers)
+        if width == 0:
+            return None
+        template = next(c for row in self.headers for c in row)
+        cache = DynamicCache(config=config)
+        for layer, (keys, values) in enumerate(template.layers):
+            shape = (len(self.headers), keys.shape[0], width, keys.shape[2])
+            row_keys, row_values = keys.new_zeros(shape), values.new_zeros(shape)
+            for r, row in enumerate(self.headers):
+                at = width - sum(len(c.ids) for c in row)
+                for context in row:
+                    row_keys[r, :, at : at + len(context.ids)] = context.layers[layer][0]
+                    row_values[r, :, at : at + len(context.ids)] = context.layers[layer][1]
+                    at += len(context.ids)
+            cache.update(row_keys, row_values, layer)
+        return cache
+
+
+def pack_rows(
+    seqs: Sequence[Sequence[int]],
+    adapters: Sequence[str],
+    keys: Sequence[Hashable],
+    tails: Sequence[int],
+    contexts: Sequence[CachedContext | None],
+    token_pairs: float,
+) -> Packing | None:
+    """Pack ``seqs``: those with the same key and adapter share the prefix they have in common, cut before any of
+    their last ``tails`` tokens; each follows its adapter's context. None when an adapter's sequences follow
+    different contexts. The groups are spread over as many rows as costs least (:func:`_cheapest_rows`)."""
+    context_of: dict[str, CachedContext | None] = {}
+    for adapter, context in zip(adapters, contexts):
+        if context_of.setdefault(adapter, context) is not context:
+            return None
+    groups: dict[Hashable, list[int]] = {}
+    for row, (adapter, key) in enumerate(zip(adapters, keys)):
+        groups.setdefault((adapter, key), []).append(row)
+    packed: list[list[tuple[int, int, list[int], str]]] = []  # per group: (group, sequence or -1, tokens, adapter)
+    for number, ((adapter, _), members) in enumerate(groups.items()):
+        cut = min(common_length([seqs[r] for r in members]), *(len(seqs[r]) - tails[r] for r in members))
+        cut = max(cut, 0) if len(members) > 1 else 0
+        segments = [(number, -1, list(seqs[members[0]][:cut]), adapter)]
+        packed.append(segments + [(number, r, list(seqs[r][cut:]), adapter) for r in members])
+    header = max((len(c.ids) for c in context_of.values() if c), default=0)
+    sizes = [sum(len(tokens) for _, _, tokens, _ in segments) for segments in packed]
+    rows = [[s for g in row for s in packed[g]] for row in _cheapest_rows(sizes, header, token_pairs)]
+    order = list(dict.fromkeys(adapters))
+    headers = [[context_of[a] for a in dict.fromkeys(a for *_, a in row) if context_of[a]] for row in rows]
+    width = max(sum(len(tokens) for _, _, tokens, _ in row) for row in rows)
+    head_width = max(sum(len(c.ids) for c in row) for row in headers)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    owners = torch.full((len(rows), width), -1, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    group = torch.full((len(rows), width), -1, dtype=torch.long)
+    sequence = torch.full((len(rows), width), -1, dtype=torch.long)  # -1 on a prefix's tokens
+    sees_header = torch.zeros((len(rows), width, head_width), dtype=torch.bool)
+    ends: list[list[int]] = [[] for _ in seqs]
+    for r, row in enumerate(rows):
+        spans, at = {}, head_width - sum(len(c.ids) for c in headers[r])
+        for context in headers[r]:
+            spans[id(context)] = (at, at + len(context.ids))
+            at += len(context.ids)
+        at, prefix = 0, []
+        for number, seq, tokens, adapter in row:
+            context = context_of[adapter]
+            here = slice(at, at + len(tokens))
+            start = (len(context.ids) if context else 0) + (0 if seq < 0 else len(prefix))
+            ids[r, here] = torch.tensor(tokens, dtype=torch.long)
+            owners[r, here], group[r, here], sequence[r, here] = order.index(adapter), number, seq
+            positions[r, here] = torch.arange(start, start + len(tokens))
+            if context:
+                sees_header[r, here, slice(*spans[id(context)])] = True
+            where = list(range(r * width + at, r * width + at + len(tokens)))
+            if seq < 0:
+                prefix = where
+            else:
+                ends[seq] = prefix + where  # what the sequence reads, in order: its group's prefix, then its own
+            at += len(tokens)
+    padding = group < 0
+    same_group = group[:, :, None] == group[:, None, :]
+    earlier = positions[:, None, :] <= positions[:, :, None]
+    visible = (sequence[:, None, :] < 0) | (sequence[:, None, :] == sequence[:, :, None])
+    tokens = (same_group & earlier & visible & ~padding[:, None, :]) | torch.diag_embed(padding)
+    return Packing(ids, owners, positions, torch.cat([sees_header, tokens], dim=-1), order, headers, ends)
 
 
 # --------------------------------------------------------------------------------------------- cached contexts

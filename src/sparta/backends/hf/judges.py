@@ -17,7 +17,9 @@ on every row; output order follows input order. The two requests of a judge on o
 to the response (logprob, generate) or the same context (likelihood): they share a batch, and that prefix is
 computed once and its KV cache reused (``forward.plan_prefixes``). What every request of a judge begins with (its
 chat template and system prompt, and the rubric before the instruction) is computed once per judge and kept until
-its adapter changes (``forward.ContextCache``). See docs/judges.md.
+its adapter changes (``forward.ContextCache``). Logprob and likelihood judges, which need one pass and no decoding,
+pack a batch instead (``forward.pack_rows``): every judge's sequences side by side, each match's prefix once, no
+padding between them, in as many rows as costs least. See docs/judges.md.
 """
 
 from __future__ import annotations
@@ -30,7 +32,18 @@ import torch
 
 from sparta.backends.base import Progress
 from sparta.backends.hf.decoding import DecodeRow, decode
-from sparta.backends.hf.forward import CachedContext, ContextCache, PrefixPlan, Running, common_length, plan_prefixes
+from sparta.backends.hf.forward import (
+    CachedContext,
+    ContextCache,
+    Packing,
+    PrefixPlan,
+    Running,
+    common_length,
+    pack_rows,
+    plan_prefixes,
+)
+from sparta.backends.hf.reference import packs
+from sparta.backends.hf.row_adapters import RowAdapters
 from sparta.backends.judging import (
     PREFIX_VARIANTS,
     JudgeEncoder,
@@ -164,6 +177,8 @@ class _BatchedJudge:
         self._headers: dict[str, list[int]] = {}
         self.contexts: ContextCache | None = ContextCache()
         """Each judge's header, computed once per adapter state; None: every row computed whole."""
+        self.packing = True
+        """Logprob and likelihood rows packed by judge in one pass (:meth:`_tails`); False: padded rows."""
         self.row_tokens = 0
         """Tokens of every row scored so far, each row counted whole."""
         self.spared_tokens = 0
@@ -243,12 +258,34 @@ class _BatchedJudge:
         return self._sizes[member]
 
     def _tails(self, model, batch: Sequence[_Row]) -> torch.Tensor:
-        """The logits of every row's last ``max(tail)`` positions, (rows, max tail, vocab)."""
+        """The logits of every row's last ``max(tail)`` positions, (rows, max tail, vocab): packed in one pass
+        where the model allows (:func:`forward.pack_rows`), else in a pass per prefix and suffix, padded."""
         keep = max(r.tail for r in batch)
         pad = _pad_id(self.encoder(batch[0].judge).tokenizer)
-        contexts, seqs, plan = self._prepare(model, batch)
+        adapters = [r.judge for r in batch]
+        pack = self._pack(model, batch)
         with Running(model) as running:
-            return running.prefill_planned(seqs, [r.judge for r in batch], pad, keep, plan, contexts)
+            if pack is not None:
+                return running.prefill_packed(pack, pad, keep)
+            contexts, seqs, plan = self._prepare(model, batch)
+            return running.prefill_planned(seqs, adapters, pad, keep, plan, contexts)
+
+    def _pack(self, model, batch: Sequence[_Row]) -> Packing | None:
+        """The batch packed into one row, each judge's tokens through its adapter and after its header, each
+        match's prefix once (no pass to add: shared whenever rows have one in common); None when packing is off,
+        the model cannot take a block mask (``reference.packs``) or its LoRA layers are not plain."""
+        if not self.packing or not packs(model.get_base_model()) or not RowAdapters(model).routes_tokens():
+            return None
+        contexts = self._contexts(model, batch)
+        seqs = [row.ids[len(c.ids) if c else 0 :] for row, c in zip(batch, contexts)]
+        keys = [(r.judge, r.share) for r in batch]
+        config = model.get_base_model().config.get_text_config()
+        token_pairs = self._parameters(batch[0].judge) / (2 * config.hidden_size * config.num_hidden_layers)
+        pack = pack_rows(seqs, [r.judge for r in batch], keys, [r.tail for r in batch], contexts, token_pairs)
+        if pack is not None:
+            self.row_tokens += sum(len(row.ids) for row in batch)
+            self.spared_tokens += sum(len(row.ids) for row in batch) - int((pack.owners >= 0).sum())
+        return pack
 
     def _row(self, index: int, request: JudgeRequest) -> _Row | Judgment:
         raise NotImplementedError

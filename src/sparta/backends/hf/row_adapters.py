@@ -50,24 +50,25 @@ def _plain_lora(layer: Any) -> bool:
 
 
 def _stacked(layer: Any, holder: RowAdapters) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """(every run's A stacked, every run's B x scaling side by side, the mask of each row's own block), built once
-    per layer and batch; None when this layer carries none of the batch's adapters."""
+    """(every adapter's A stacked, every adapter's B x scaling side by side, the mask of each row's (or token's)
+    own block), built once per layer and batch; None when this layer carries none of the batch's adapters."""
     key = id(layer)
     if key not in holder.stacked:
-        names = [name for name, _, _ in holder.runs if name in layer.lora_A]
+        names = [name for name in holder.order if name in layer.lora_A]
         if not names:
             holder.stacked[key] = None
             return None
         a = torch.cat([layer.lora_A[name].weight for name in names])
         b = torch.cat([layer.lora_B[name].weight * layer.scaling[name] for name in names], dim=1)
-        mask = torch.zeros((holder.runs[-1][2], a.shape[0]), dtype=a.dtype, device=a.device)
-        column = 0
-        for name, start, end in holder.runs:
-            if name in layer.lora_A:
-                rank = layer.lora_A[name].weight.shape[0]
-                mask[start:end, column : column + rank] = 1
-                column += rank
-        holder.stacked[key] = a, b, mask
+        ranks = torch.tensor([layer.lora_A[name].weight.shape[0] for name in names], device=a.device)
+        column = {name: k for k, name in enumerate(names)}  # rows or tokens of adapters this layer lacks: none
+        if holder.owners is None:
+            owner = torch.tensor([column.get(n, -1) for n, s, e in holder.runs for _ in range(s, e)], device=a.device)
+        else:
+            index = torch.tensor([column.get(n, -1) for n in holder.order], device=a.device)
+            owner = torch.where(holder.owners >= 0, index[holder.owners.clamp(min=0)], -1)
+        mask = owner.unsqueeze(-1) == torch.arange(len(names), device=a.device).repeat_interleave(ranks)
+        holder.stacked[key] = a, b, mask.to(a.dtype)
     return holder.stacked[key]
 
 
@@ -79,7 +80,7 @@ def _add_deltas(layer: Any, args: tuple, output: torch.Tensor, holder: RowAdapte
     a, b, mask = stacked
     x = args[0]
     low = F.linear(x.to(a.dtype), a)
-    low = low * mask.view(mask.shape[0], *([1] * (low.dim() - 2)), mask.shape[1])
+    low = low * (mask if mask.dim() == low.dim() else mask.view(mask.shape[0], *([1] * (low.dim() - 2)), -1))
     output += F.linear(low, b).to(output.dtype)
     return output
 
@@ -95,16 +96,39 @@ class RowAdapters:
         self.model = model
         self.names: list[str] = []
         self.runs: Runs = []
+        self.order: list[str] = []
+        """The batch's adapters, each once, in the order of their columns in ``stacked``."""
+        self.owners: torch.Tensor | None = None
+        """(rows, tokens): each token's adapter, an index into ``order`` (-1: none), when routed per token."""
         self.stacked: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None] = {}
         """Per layer: the stacked adapters of the current runs (``_stacked``); emptied whenever the runs change."""
         self._hooks: list[Any] = []
         self._sliced = False
         self._layers: list[Any] | None = None
 
+    def routes_tokens(self) -> bool:
+        """Whether :meth:`use_tokens` can serve this model: every LoRA layer plain (the hook's arithmetic)."""
+        return all(_plain_lora(m) for m in self._tuner_layers())
+
+    def use_tokens(self, order: Sequence[str], owners: torch.Tensor) -> None:
+        """Route each token through its own adapter, ``order[owners[row, token]]`` (-1: the base alone), until the
+        next call: rows of packed sequences of several adapters. Only where :meth:`routes_tokens`."""
+        if not self.routes_tokens():
+            raise ValueError("per-token adapters need plain LoRA layers (no DoRA, no LoRA bias)")
+        if not self._sliced:
+            self.release()
+            self.model.base_model.disable_adapter_layers()
+            self._sliced = True
+            hook = functools.partial(_add_deltas, holder=self)
+            self._hooks = [layer.register_forward_hook(hook) for layer in self._tuner_layers()]
+        self.stacked, self.names, self.runs = {}, [], []
+        self.order, self.owners = list(order), owners
+
     def use(self, adapters: Sequence[str]) -> None:
         """Route row i through ``adapters[i]`` until the next call."""
         names, runs = list(adapters), adapter_runs(adapters)
-        self.stacked = {}
+        self.stacked, self.owners = {}, None
+        self.order = list(dict.fromkeys(names))
         if self._hooks and (runs is not None or not self._sliced):
             self.names, self.runs = names, runs or []  # the hooks read these: rows left the batch
             return
