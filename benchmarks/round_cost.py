@@ -168,7 +168,7 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
                 "",
             ),
             (
-                f"  {judge_type}: packed, shared prefixes, headers vs none ({j['spared_token_share']:.0%} tokens spared)",
+                f"  {judge_type}: packing, prefixes, headers vs none ({j['spared_token_share']:.0%} tokens spared)",
                 f"{j['unshared']['judgments_per_s']:.2f}",
                 f"{j['new']['judgments_per_s']:.2f}",
                 f"{j['prefix_speedup']:.2f}x",
