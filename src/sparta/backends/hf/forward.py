@@ -102,19 +102,10 @@ class Running:
     def start_after(self, contexts: Sequence[CachedContext | None]) -> None:
         """Begin each row after its context (None: after nothing), as if its tokens had been prefilled here: their
         keys and values, left-padded to the longest, become the cache the next pass extends."""
-        width = max((len(c.ids) for c in contexts if c is not None), default=0)
-        if width == 0:
+        cache = contexts_cache([[c] if c else [] for c in contexts], self.model.get_base_model().config)
+        if cache is None:
             return
-        template = next(c for c in contexts if c is not None)
-        self.cache = DynamicCache(config=self.model.get_base_model().config)
-        for layer, (keys, values) in enumerate(template.layers):
-            shape = (len(contexts), keys.shape[0], width, keys.shape[2])
-            batch_keys, batch_values = keys.new_zeros(shape), values.new_zeros(shape)
-            for row, context in enumerate(contexts):
-                if context is not None:
-                    batch_keys[row, :, width - len(context.ids) :] = context.layers[layer][0]
-                    batch_values[row, :, width - len(context.ids) :] = context.layers[layer][1]
-            self.cache.update(batch_keys, batch_values, layer)
+        self.cache, width = cache, max(len(c.ids) for c in contexts if c)
         lengths = torch.tensor([len(c.ids) if c else 0 for c in contexts], dtype=torch.long, device=self.device)
         self.mask = (torch.arange(width, device=self.device) >= width - lengths.unsqueeze(-1)).long()
         self.next_position = lengths
@@ -185,7 +176,7 @@ class Running:
         sequence's last ``keep`` positions, (sequences, keep, vocab). The batch cannot be continued (:meth:`step`)."""
         self._rows.use_tokens(pack.order, pack.owners.to(self.device))
         backbone = self.model.get_base_model().model
-        cache = pack.cache(backbone.config)
+        cache = contexts_cache(pack.headers, backbone.config)
         hidden = backbone(
             input_ids=pack.ids.masked_fill(pack.owners < 0, pad_id).to(self.device),
             attention_mask=pack.attends[:, None].to(self.device),
@@ -284,9 +275,9 @@ def _cheapest_rows(sizes: Sequence[int], header: int, token_pairs: float) -> lis
 
 @dataclass(frozen=True)
 class Packing:
-    """Sequences of several adapters packed into few rows (one, unless longer than ``PACKED_ROW``): every group's
-    shared prefix once, then the rest of each of its sequences, nothing padded between them. Each row's cache holds
-    the contexts of the adapters it packs, side by side (``headers``, left-padded to the longest row).
+    """Sequences of several adapters packed into rows: every group's shared prefix once, then the rest of each of
+    its sequences, nothing padded between them. Each row's cache holds the contexts of the adapters it packs, side by
+    side (``headers``; :func:`contexts_cache`).
 
     Per token, (rows, width): ``owners`` its adapter (an index into ``order``; -1 on padding), ``positions`` its
     position id (its adapter's context comes first). ``attends`` (rows, width, headers + width) is True where a
@@ -306,25 +297,6 @@ class Packing:
         """(sequences, keep) flat indices of each sequence's last ``keep`` tokens, repeating its first when short."""
         rows = [end[-keep:] if len(end) >= keep else [end[0]] * (keep - len(end)) + end for end in self.ends]
         return torch.tensor(rows, dtype=torch.long)
-
-    def cache(self, config: Any) -> DynamicCache | None:
-        """Each row's contexts' keys and values, side by side and left-padded: the cache the pass extends."""
-        width = max(sum(len(c.ids) for c in row) for row in self.headers)
-        if width == 0:
-            return None
-        template = next(c for row in self.headers for c in row)
-        cache = DynamicCache(config=config)
-        for layer, (keys, values) in enumerate(template.layers):
-            shape = (len(self.headers), keys.shape[0], width, keys.shape[2])
-            row_keys, row_values = keys.new_zeros(shape), values.new_zeros(shape)
-            for r, row in enumerate(self.headers):
-                at = width - sum(len(c.ids) for c in row)
-                for context in row:
-                    row_keys[r, :, at : at + len(context.ids)] = context.layers[layer][0]
-                    row_values[r, :, at : at + len(context.ids)] = context.layers[layer][1]
-                    at += len(context.ids)
-            cache.update(row_keys, row_values, layer)
-        return cache
 
 
 def pack_rows(
@@ -390,8 +362,8 @@ def pack_rows(
     same_group = group[:, :, None] == group[:, None, :]
     earlier = positions[:, None, :] <= positions[:, :, None]
     visible = (sequence[:, None, :] < 0) | (sequence[:, None, :] == sequence[:, :, None])
-    tokens = (same_group & earlier & visible & ~padding[:, None, :]) | torch.diag_embed(padding)
-    return Packing(ids, owners, positions, torch.cat([sees_header, tokens], dim=-1), order, headers, ends)
+    among = (same_group & earlier & visible & ~padding[:, None, :]) | torch.diag_embed(padding)
+    return Packing(ids, owners, positions, torch.cat([sees_header, among], dim=-1), order, headers, ends)
 
 
 # --------------------------------------------------------------------------------------------- cached contexts
@@ -405,12 +377,26 @@ class CachedContext:
     ids: tuple[int, ...]
     layers: tuple[tuple[torch.Tensor, torch.Tensor], ...]
 
-    def cache(self, config: Any) -> DynamicCache:
-        """These keys and values as the cache of one row, for a pass to extend (the kept tensors are not changed)."""
-        cache = DynamicCache(config=config)
-        for layer, (keys, values) in enumerate(self.layers):
-            cache.update(keys[None], values[None], layer)
-        return cache
+
+def contexts_cache(rows: Sequence[Sequence[CachedContext]], config: Any) -> DynamicCache | None:
+    """Each row's contexts' keys and values side by side, rows left-padded to the longest: the cache a pass extends
+    (the kept tensors are not changed). None when no row has a context."""
+    width = max((sum(len(c.ids) for c in row) for row in rows), default=0)
+    if width == 0:
+        return None
+    template = next(c for row in rows for c in row)
+    cache = DynamicCache(config=config)
+    for layer, (keys, values) in enumerate(template.layers):
+        shape = (len(rows), keys.shape[0], width, keys.shape[2])
+        row_keys, row_values = keys.new_zeros(shape), values.new_zeros(shape)
+        for r, row in enumerate(rows):
+            at = width - sum(len(c.ids) for c in row)
+            for context in row:
+                row_keys[r, :, at : at + len(context.ids)] = context.layers[layer][0]
+                row_values[r, :, at : at + len(context.ids)] = context.layers[layer][1]
+                at += len(context.ids)
+        cache.update(row_keys, row_values, layer)
+    return cache
 
 
 def plain_layers(cache: Any) -> bool:

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 
 from sparta.backends.hf.dpo_data import PairTokens
-from sparta.backends.hf.forward import CachedContext, common_length, plain_layers
+from sparta.backends.hf.forward import CachedContext, common_length, contexts_cache, plain_layers
 
 HEAD_SLICE = 16384
 """Vocabulary rows of the output head turned into float32 logits at once: bounds memory at (answer tokens x this)."""
@@ -160,7 +160,7 @@ def _packed_answer_states(
     backbone, device = model.base_model, model.get_output_embeddings().weight.device
     keyword = _cache_keyword(type(backbone))
     shared = len(header.ids) if header else 0
-    past = {keyword: header.cache(backbone.config)} if header else {}
+    past = {keyword: contexts_cache([[header]], backbone.config)} if header else {}
     prompts = [tokens.prompt_ids[shared:] for tokens in batch]
     answers = [ids for tokens in batch for ids in (tokens.chosen_ids, tokens.rejected_ids)]
     fed = [ids[:-1] for ids in answers]
