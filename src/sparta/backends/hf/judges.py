@@ -178,7 +178,7 @@ class _BatchedJudge:
         self.contexts: ContextCache | None = ContextCache()
         """Each judge's header, computed once per adapter state; None: every row computed whole."""
         self.packing = True
-        """Logprob and likelihood rows packed by judge in one pass (:meth:`_tails`); False: padded rows."""
+        """Logprob and likelihood batches packed into one pass (:meth:`_tails`); False: padded rows."""
         self.row_tokens = 0
         """Tokens of every row scored so far, each row counted whole."""
         self.spared_tokens = 0
@@ -271,9 +271,9 @@ class _BatchedJudge:
             return running.prefill_planned(seqs, adapters, pad, keep, plan, contexts)
 
     def _pack(self, model, batch: Sequence[_Row]) -> Packing | None:
-        """The batch packed into one row, each judge's tokens through its adapter and after its header, each
-        match's prefix once (no pass to add: shared whenever rows have one in common); None when packing is off,
-        the model cannot take a block mask (``reference.packs``) or its LoRA layers are not plain."""
+        """The batch packed into as few rows as cost least, each judge's tokens through its adapter and after its
+        header, each match's prefix once (no pass to add: shared whenever rows have one in common); None when
+        packing is off, the model cannot take a block mask (``reference.packs``) or its LoRA layers are not plain."""
         if not self.packing or not packs(model.get_base_model()) or not RowAdapters(model).routes_tokens():
             return None
         contexts = self._contexts(model, batch)
