@@ -58,7 +58,7 @@ def _positions(mask: torch.Tensor, start: torch.Tensor | None = None) -> torch.T
 
 
 @functools.cache
-def _cache_keyword(model_class: type) -> str:
+def cache_keyword(model_class: type) -> str:
     """The KV cache argument: ``cache`` in transformers 5.x, ``past_key_values`` in 4.x."""
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
@@ -118,7 +118,7 @@ class Running:
             position_ids=positions,
             use_cache=True,
             logits_to_keep=keep,
-            **{_cache_keyword(type(self.model.get_base_model())): self.cache},
+            **{cache_keyword(type(self.model.get_base_model())): self.cache},
         )
         self.cache = out["cache"] if "cache" in out.keys() else out["past_key_values"]
         return out.logits[:, -keep:]
@@ -182,7 +182,7 @@ class Running:
             attention_mask=pack.attends[:, None].to(self.device),
             position_ids=pack.positions.to(self.device),
             use_cache=cache is not None,
-            **({_cache_keyword(type(backbone)): cache} if cache is not None else {}),
+            **({cache_keyword(type(backbone)): cache} if cache is not None else {}),
         ).last_hidden_state
         states = hidden.reshape(-1, hidden.shape[-1])[pack.last_positions(keep).to(self.device)]
         return self.model.get_output_embeddings()(states)

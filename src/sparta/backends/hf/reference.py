@@ -24,14 +24,12 @@ Models whose logits are more than ``head(hidden)`` (soft-capping, scaling) are l
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Sequence
 
 import torch
 
 from sparta.backends.hf.dpo_data import PairTokens
-from sparta.backends.hf.forward import CachedContext, common_length, contexts_cache, plain_layers
+from sparta.backends.hf.forward import CachedContext, cache_keyword, common_length, contexts_cache, plain_layers
 
 HEAD_SLICE = 16384
 """Vocabulary rows of the output head turned into float32 logits at once: bounds memory at (answer tokens x this)."""
@@ -51,12 +49,6 @@ def plain_head(model: torch.nn.Module) -> bool:
     text_config = model.config.get_text_config()
     has_backbone = getattr(model, "base_model", model) is not model
     return has_backbone and all(getattr(text_config, name, None) is None for name in _LOGIT_TRANSFORMS)
-
-
-@functools.cache
-def _cache_keyword(backbone_class: type) -> str:
-    """The KV cache argument: ``cache`` in transformers 5, ``past_key_values`` in 4."""
-    return "cache" if "cache" in inspect.signature(backbone_class.forward).parameters else "past_key_values"
 
 
 def _padded(seqs: Sequence[Sequence[int]], pad_id: int, left: bool, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -123,7 +115,7 @@ def prompt_header(model: torch.nn.Module, tokens: Sequence[PairTokens]) -> Cache
         return None
     backbone = model.base_model
     ids = torch.tensor([prompts[0][:length]], device=model.get_output_embeddings().weight.device)
-    cache = backbone(input_ids=ids, use_cache=True)[_cache_keyword(type(backbone))]
+    cache = backbone(input_ids=ids, use_cache=True)[cache_keyword(type(backbone))]
     if not plain_layers(cache):
         return None
     return CachedContext(tuple(prompts[0][:length]), tuple((la.keys[0], la.values[0]) for la in cache.layers))
@@ -158,7 +150,7 @@ def _packed_answer_states(
     every sequence, after the header.
     """
     backbone, device = model.base_model, model.get_output_embeddings().weight.device
-    keyword = _cache_keyword(type(backbone))
+    keyword = cache_keyword(type(backbone))
     shared = len(header.ids) if header else 0
     past = {keyword: contexts_cache([[header]], backbone.config)} if header else {}
     prompts = [tokens.prompt_ids[shared:] for tokens in batch]
@@ -217,7 +209,7 @@ def _padded_answer_states(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`answer_states` with prompts left-padded and answers right-padded (any attention implementation)."""
     backbone, head = model.base_model, model.get_output_embeddings()
-    device, keyword = head.weight.device, _cache_keyword(type(model.base_model))
+    device, keyword = head.weight.device, cache_keyword(type(model.base_model))
     prompt_ids, prompt_mask = _padded([t.prompt_ids for t in batch], pad_id, left=True, device=device)
     prompt_positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
     out = backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=prompt_positions, use_cache=True)
