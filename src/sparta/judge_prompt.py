@@ -15,17 +15,22 @@ from dataclasses import dataclass
 MIN_SCORE, MAX_SCORE = 1, 10
 SCORES = tuple(range(MIN_SCORE, MAX_SCORE + 1))
 
-JUDGE_TEMPLATE = """Please act as an impartial judge and rate the answer an AI assistant gave to the instruction below.
+JUDGE_TEMPLATE = """\
+Please act as an impartial judge and rate the answer an AI assistant gave to the instruction below. \
+Judge whether the answer is correct, relevant to the instruction, complete and clearly written. \
+Rate it on a scale from 1 (useless) to 10 (excellent).
+Reply with only a JSON object of the form {{"score": N}}, where N is a whole number from 1 to 10.
 
 [Instruction]
 {instruction}
 
 [Answer]
 {response}
-
-Judge whether the answer is correct, relevant to the instruction, complete and clearly written. \
-Rate it on a scale from 1 (useless) to 10 (excellent).
-Reply with only a JSON object of the form {{"score": N}}, where N is a whole number from 1 to 10."""
+[End of answer]"""
+"""The rating question. The answer comes last, as in MT-Bench's single-answer grading prompt (FastChat's
+``judge_prompts.jsonl``, ``single-v1``): everything before it is the same for every request of a judge (the rubric)
+or of a match (the instruction), so an engine computes it once and only the answer and a few closing tokens are
+each judgment's own."""
 
 SCORE_PREFIX = '{"score":'
 """Where the judge's reply reaches the score; the logprob judge pre-fills the reply up to here."""
