@@ -170,3 +170,29 @@ def test_the_cheapest_rows_place_every_group_once(sizes, header):
     assert padded(many) * (padded(many) // len(many) + header) <= one_row  # attention dominates: never worse
     if len(sizes) > 1 and len(set(sizes)) == 1:
         assert len(many) == len(sizes)  # equal groups: a row each, nothing padded, least attention
+
+
+def test_an_adapter_added_after_a_batch_gets_its_own_layers(cache):
+    """The LoRA layers found for a model are found again once an adapter on other modules joins it: its rows
+    then take its own arithmetic, equal to PEFT's own forward with it active."""
+    from peft import LoraConfig as PeftLoraConfig
+
+    members = [{"name": m, "model": "tiny-llama"} for m in ("ann", "ben")]
+    pool = ModelPool(PoolConfig.model_validate({"members": members}), LoraConfig(r=4, alpha=8), seed=0)
+    model = pool.bases()[0][1]
+    seqs = _seqs(pool, 2)
+    _batched(pool, seqs, ["ann", "ben"], keep=1)  # the model's layers are found here
+    model.add_adapter("dan", PeftLoraConfig(r=4, lora_alpha=8, target_modules=["gate_proj", "up_proj"]))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B.dan" in name:
+                param.normal_(std=0.2)
+    logits = _batched(pool, seqs, ["ann", "dan"], keep=1)
+    model.set_adapter("dan")
+    with torch.inference_mode():
+        plain = model(input_ids=torch.tensor([seqs[1]])).logits[0, -1:].float()
+        model.disable_adapter_layers()
+        base = model(input_ids=torch.tensor([seqs[1]])).logits[0, -1:].float()
+        model.enable_adapter_layers()
+    assert (plain - base).abs().max() > 1e-2  # dan really moves the output
+    assert torch.allclose(logits[1], plain, atol=1e-5)
