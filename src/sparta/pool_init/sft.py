@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import PrinterCallback, set_seed
 
+from sparta.backends.hf.forward import model_device
 from sparta.backends.hf.fused_head import labelled_positions_only
-from sparta.backends.hf.trainer_args import model_device, on_device, one_device, trainer_defaults
+from sparta.backends.hf.trainer_args import on_device, one_device, trainer_defaults
 from sparta.backends.hf.training import StepWatch, quiet_trainer, restoring_shared_model
 from sparta.config import ConfigError
 from sparta.errors import SpartaError

@@ -26,15 +26,12 @@ from typing import Any
 
 import torch
 
+from sparta.backends.hf.forward import model_device
+
 PRECISION_FLAGS = {"fp32": {}, "bf16": {"bf16": True}, "fp16": {"fp16": True}}
 """``training.precision`` as the Trainer's mixed-precision flags (both default to off here)."""
 
 _DTYPE_PRECISION = {torch.bfloat16: "bf16", torch.float16: "fp16"}
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    """Where the model's weights are: every tensor that feeds it goes there, never to a configured device string."""
-    return next(model.parameters()).device
 
 
 def base_dtype(model: torch.nn.Module) -> torch.dtype:

@@ -45,10 +45,11 @@ from torch.utils.data import Sampler
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
 from sparta.backends.hf.dpo_data import TRUNCATION_MODE, FittedPairs, check_end_of_turn, fit_pairs
+from sparta.backends.hf.forward import model_device
 from sparta.backends.hf.fused_head import labelled_positions_only
 from sparta.backends.hf.policy_pass import sharing_prompts
 from sparta.backends.hf.reference import plain_head, reference_logps
-from sparta.backends.hf.trainer_args import model_device, on_device, one_device, trainer_defaults
+from sparta.backends.hf.trainer_args import on_device, one_device, trainer_defaults
 from sparta.config import TrainingConfig
 from sparta.errors import SpartaError
 from sparta.records import PreferencePair
