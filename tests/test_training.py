@@ -183,7 +183,8 @@ def test_zero_pairs_saves_the_adapter_unchanged(pool, tmp_path):
 
     metrics = train_member(pool, "bob", [], tmp_path / "bob", _config(), seed=0, progress=calls.append)
 
-    assert metrics == {"steps": 0, "pairs_trained": 0, "pairs_too_long": 0} and calls == []
+    assert metrics == {"steps": 0, "pairs_trained": 0, "pairs_too_long": 0, "pairs_reference_reused": 0}
+    assert calls == []
     assert _same(load_file(str(tmp_path / "bob" / ADAPTER_WEIGHTS)), before)
 
 
@@ -191,7 +192,7 @@ def test_prompts_that_fill_max_length_are_skipped_and_counted(pool, tmp_path):
     long = PreferencePair("word " * 80, "yes", "no", "bob", "alice", 1.0, "long")
 
     metrics = train_member(pool, "alice", [long], tmp_path / "x", _config(max_length=16), seed=0)
-    assert metrics == {"steps": 0, "pairs_trained": 0, "pairs_too_long": 1}
+    assert metrics == {"steps": 0, "pairs_trained": 0, "pairs_too_long": 1, "pairs_reference_reused": 0}
 
     metrics = train_member(pool, "alice", [long, *_pairs(2)], tmp_path / "y", _config(max_length=64), seed=0)
     assert metrics["steps"] == 1 and (metrics["pairs_trained"], metrics["pairs_too_long"]) == (2, 1)

@@ -40,17 +40,21 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def turn_end_id(tokenizer: Any, conversation: Messages, owner: str) -> int:
-    """The token that closes an assistant turn (``<|im_end|>``, ``<|eot_id|>``...) after ``conversation``.
-
-    Found by rendering an assistant turn around a sentinel; templates that hide it fall back to the eos token.
-    """
+def turn_suffix(tokenizer: Any, conversation: Messages) -> list[int]:
+    """The ids the template writes after an assistant turn's content (``<|im_end|>`` and a newline in ChatML);
+    empty when nothing but whitespace follows it. Found by rendering an assistant turn around a sentinel."""
     rendered = tokenizer.apply_chat_template(
         [*conversation, {"role": "assistant", "content": _SENTINEL}], tokenize=False
     )
     _, found, suffix = rendered.rpartition(_SENTINEL)
-    suffix_ids = encode(tokenizer, suffix) if found else []
-    if suffix_ids and suffix.strip():
+    return encode(tokenizer, suffix) if found and suffix.strip() else []
+
+
+def turn_end_id(tokenizer: Any, conversation: Messages, owner: str) -> int:
+    """The token that closes an assistant turn (``<|im_end|>``, ``<|eot_id|>``...) after ``conversation``: the
+    first of :func:`turn_suffix`; templates that hide it fall back to the eos token."""
+    suffix_ids = turn_suffix(tokenizer, conversation)
+    if suffix_ids:
         return suffix_ids[0]
     if tokenizer.eos_token_id is None:
         raise ConfigError(f"cannot tell where an assistant turn ends for {owner}: no template suffix, no eos")

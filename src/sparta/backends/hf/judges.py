@@ -24,6 +24,7 @@ padding between them, in as many rows as costs least. See docs/judges.md.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from sparta.backends.base import Progress
+from sparta.backends.hf.answer_logps import Key
 from sparta.backends.hf.decoding import DecodeRow, decode
 from sparta.backends.hf.forward import (
     CachedContext,
@@ -201,7 +203,7 @@ class _BatchedJudge:
                 rows.append(row_or_judgment)
         base_of = {member: k for k, (_, _, members) in enumerate(self.pool.bases()) for member in members}
         for batch in _batches(rows, base_of, self.config.batch_size):
-            model = next(model for _, model, members in self.pool.bases() if batch[0].judge in members)
+            model = self._model_of(batch[0].judge)
             model.eval()
             with torch.inference_mode():
                 judged = self._score_batch(model, batch, [requests[r.index] for r in batch])
@@ -209,6 +211,10 @@ class _BatchedJudge:
                 results[row.index] = judgment
             progress(len(batch))
         return [j for j in results if j is not None]
+
+    def _model_of(self, member: str):
+        """The shared model ``member`` judges with (its adapter not made active)."""
+        return next(model for _, model, members in self.pool.bases() if member in members)
 
     def header(self, member: str) -> list[int]:
         """The ids every row of ``member`` as a judge begins with (template, system prompt, any rubric before the
@@ -253,7 +259,7 @@ class _BatchedJudge:
     def _parameters(self, member: str) -> int:
         """Parameters of the base ``member`` judges with (adapters left out): the work one token costs."""
         if member not in self._sizes:
-            model = next(model for _, model, members in self.pool.bases() if member in members)
+            model = self._model_of(member)
             self._sizes[member] = sum(p.numel() for name, p in model.named_parameters() if "lora_" not in name)
         return self._sizes[member]
 
@@ -392,8 +398,24 @@ class LogprobJudge(_BatchedJudge):
 class LikelihoodJudge(_BatchedJudge):
     """The judge's length-normalised likelihood of the response (plus the end of its turn) after the instruction.
 
-    An empty (or blank) response scores 1 without a forward pass: a valid, very bad answer.
+    An empty (or blank) response scores 1 without a forward pass: a valid, very bad answer. Each answer's summed
+    log-probability is also kept in the pool (``answer_logps``) for DPO's reference pass, with and without what the
+    template writes after the turn end (a newline in ChatML, read off the last position's logits at no cost), when
+    the logits are float32 as the reference pass's are.
     """
+
+    def __init__(self, pool: ModelPool, judge: JudgeConfig) -> None:
+        super().__init__(pool, judge)
+        self._answers: dict[str, dict[Key, float]] = {}
+
+    def score(self, requests: Sequence[JudgeRequest], progress: Progress = _quiet) -> list[Judgment]:
+        try:
+            judged = super().score(requests, progress)
+            for member, entries in self._answers.items():
+                self.pool.answer_logps.keep(self._model_of(member), member, entries)
+            return judged
+        finally:
+            self._answers = {}
 
     def _row(self, index: int, request: JudgeRequest) -> _Row | Judgment:
         inputs = likelihood_inputs(self.encoder(request.judge), request)
@@ -410,8 +432,19 @@ class LikelihoodJudge(_BatchedJudge):
         for b, (row, request) in enumerate(zip(batch, requests)):
             inputs: LikelihoodInputs = row.inputs
             n = len(inputs.target_ids)
-            step = torch.log_softmax(logits[b, keep - n - 1 : keep - 1].float(), dim=-1)
+            step = torch.log_softmax(logits[b, keep - n - 1 : keep].float(), dim=-1)
             target = torch.tensor(inputs.target_ids, device=step.device).unsqueeze(-1)
-            logprobs = step.gather(-1, target).squeeze(-1).tolist()
+            logprobs = step[:-1].gather(-1, target).squeeze(-1).tolist()
             judged.append(likelihood_judgment(request, inputs, logprobs, self.config))
+            if logits.dtype == torch.float32:
+                self._note(row.judge, inputs, logprobs, step[-1])
         return judged
+
+    def _note(self, judge: str, inputs: LikelihoodInputs, logprobs: list[float], after: torch.Tensor) -> None:
+        """Keep the answer's log-probability as DPO's reference pass would compute it for ``judge``."""
+        entries = self._answers.setdefault(judge, {})
+        context, total = tuple(inputs.context_ids), math.fsum(logprobs)
+        entries[context, tuple(inputs.target_ids)] = total
+        tail = self.encoder(judge).turn_tail
+        if len(tail) == 1 and not inputs.truncated:
+            entries[context, (*inputs.target_ids, *tail)] = total + float(after[tail[0]])

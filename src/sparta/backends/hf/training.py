@@ -16,14 +16,16 @@ TRL is given token ids we built (``dpo_data``): a pair it would cut to ``trainin
 counted, and an answer cut by ``max_new_tokens`` is trained on without an end-of-turn token. It is also given the
 reference log-probabilities, computed before the trainer is built (``reference``: each prompt once, the output head
 on answer tokens only), so TRL neither runs its own reference pass nor hashes the shared model to cache one: its
-``ref_model`` slot holds a :class:`_ReferenceSlot` with no weights. The pairs of the first optimizer step need no
-reference pass at all when nothing in the policy's forward is random (:func:`first_step_is_reference`): until that
-step's update the policy *is* the reference, so its own log-probabilities, detached, serve as both. The trainer sees
-one device, the model's, and trains in the pool's precision (``trainer_args``); in its steps each prompt runs once
-for both answers (``policy_pass``) and the output head scores answer tokens alone (``fused_head``). The LoRA dropout
-of ``training.lora.dropout`` is active during the steps (TRL zeroes it otherwise). The shared model is left as it
-was found (forward method, dropout, train/eval mode, device); if training diverges the member's adapter is restored
-to its weights from before the call and nothing is saved.
+``ref_model`` slot holds a :class:`_ReferenceSlot` with no weights. A pair whose two answers the round's likelihood
+judge has already scored through this member's unchanged adapter takes those numbers (``answer_logps``). The
+pairs of the first optimizer step need no reference pass at all when nothing in the policy's forward is random
+(:func:`first_step_is_reference`): until that step's update the policy *is* the reference, so its own
+log-probabilities, detached, serve as both. The trainer sees one device, the model's, and trains in the pool's
+precision (``trainer_args``); in its steps each prompt runs once for both answers (``policy_pass``) and the output
+head scores answer tokens alone (``fused_head``). The LoRA dropout of ``training.lora.dropout`` is active during the
+steps (TRL zeroes it otherwise). The shared model is left as it was found (forward method, dropout, train/eval
+mode, device); if training diverges the member's adapter is restored to its weights from before the call and
+nothing is saved.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ import torch
 from torch.utils.data import Sampler
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
-from sparta.backends.hf.dpo_data import TRUNCATION_MODE, FittedPairs, check_end_of_turn, fit_pairs
+from sparta.backends.hf.answer_logps import Key
+from sparta.backends.hf.dpo_data import TRUNCATION_MODE, FittedPairs, PairTokens, check_end_of_turn, fit_pairs
 from sparta.backends.hf.forward import model_device
 from sparta.backends.hf.fused_head import labelled_positions_only
 from sparta.backends.hf.policy_pass import sharing_prompts
@@ -440,23 +443,43 @@ def _summary(watch: StepWatch, mean_loss: float, steps: int, seconds: dict[str, 
     return metrics
 
 
+def _known_reference(tokens: PairTokens, known: dict[Key, float]) -> tuple[float, float] | None:
+    """The pair's (chosen, rejected) reference log-probabilities if the round computed both already."""
+    prompt = tuple(tokens.prompt_ids)
+    chosen, rejected = known.get((prompt, tuple(tokens.chosen_ids))), known.get((prompt, tuple(tokens.rejected_ids)))
+    return None if chosen is None or rejected is None else (chosen, rejected)
+
+
 def _training_rows(
-    inner: torch.nn.Module, fitted: FittedPairs, pad_id: int, training: TrainingConfig, seed: int
-) -> list[dict]:
+    inner: torch.nn.Module,
+    fitted: FittedPairs,
+    pad_id: int,
+    training: TrainingConfig,
+    seed: int,
+    known: dict[Key, float],
+) -> tuple[list[dict], int]:
     """The trainer's rows: token ids, with the reference log-probabilities where our pass applies (TRL's own
     kernel computes them otherwise, see ``_tokenized_trainer``); NaN for the first step's rows when the policy
-    then is the reference (:func:`first_step_is_reference`)."""
+    then is the reference (:func:`first_step_is_reference`); from ``known`` (``answer_logps``) for the rows whose
+    answers the round already scored through this member, the rest computed here. Also: how many rows took
+    ``known``."""
     rows = [tokens.row() for tokens in fitted.tokens]
     if not plain_head(inner):
-        return rows
+        return rows, 0
     skipped = set(first_step_rows(len(rows), seed, training)) if first_step_is_reference(inner, training) else set()
-    needed = [i for i in range(len(rows)) if i not in skipped]
+    reused = {}
+    for i in range(len(rows)):
+        if i not in skipped and (values := _known_reference(fitted.tokens[i], known)) is not None:
+            reused[i] = values
+    needed = [i for i in range(len(rows)) if i not in skipped and i not in reused]
     values = reference_logps(inner, [fitted.tokens[i] for i in needed], pad_id, reference_batch_size(training))
     for i, chosen_logp, rejected_logp in zip(needed, *values):
         rows[i].update(zip(REFERENCE_COLUMNS, (chosen_logp, rejected_logp)))
+    for i, pair_logps in reused.items():
+        rows[i].update(zip(REFERENCE_COLUMNS, pair_logps))
     for i in skipped:
         rows[i].update(zip(REFERENCE_COLUMNS, (math.nan, math.nan)))
-    return rows
+    return rows, len(reused)
 
 
 # --------------------------------------------------------------------------------------------- entry point
@@ -480,7 +503,8 @@ def train_member(
     Returns ``loss`` (mean over steps), ``final_loss``, ``steps``, ``seconds`` (the whole call),
     ``seconds_in_steps`` (the optimizer steps), ``seconds_reference`` (the reference pass), ``seconds_per_step``,
     the mean of TRL's implicit-reward statistics (``rewards/accuracies``, ...), ``pairs_trained`` and
-    ``pairs_too_long`` (pairs that do not fit ``training.max_length`` whole: dropped). No pair to train on:
+    ``pairs_too_long`` (pairs that do not fit ``training.max_length`` whole: dropped), ``pairs_reference_reused``
+    (pairs whose reference the likelihood judge had computed, see ``answer_logps``). No pair to train on:
     ``steps`` 0, the adapter saved unchanged. Raises :class:`TrainingDivergedError` on a NaN/inf loss, saving nothing.
     """
     from datasets import Dataset
@@ -490,9 +514,10 @@ def train_member(
     peft_model = pool.model(member)
     peft_model.set_adapter(member)  # active and trainable, whatever mode the pool left it in
     inner, tokenizer = peft_model.get_base_model(), pool.tokenizer(member)
+    known = pool.answer_logps.take(peft_model, member)  # before anything can change the adapter
     collator = preference_collator(tokenizer, training.max_length)
     fitted = fit_pairs(pool, member, pairs, collator)
-    counts = {"pairs_trained": len(fitted.pairs), "pairs_too_long": fitted.too_long}
+    counts = {"pairs_trained": len(fitted.pairs), "pairs_too_long": fitted.too_long, "pairs_reference_reused": 0}
     if not fitted.pairs:
         pool.save_adapter(member, out_dir)
         return {"steps": 0, **counts}
@@ -509,7 +534,7 @@ def train_member(
         on_device(model_device(inner)),
     ):
         reference_start = time.perf_counter()
-        rows = _training_rows(inner, fitted, tokenizer.pad_token_id, training, seed)
+        rows, reused = _training_rows(inner, fitted, tokenizer.pad_token_id, training, seed, known)
         reference_s = time.perf_counter() - reference_start
         trainer = _tokenized_trainer()(
             model=inner,
@@ -539,4 +564,5 @@ def train_member(
         "seconds_in_steps": watch.step_seconds,
         "seconds_reference": reference_s,
     }
+    counts["pairs_reference_reused"] = reused
     return {**_summary(watch, float(result.training_loss), steps, seconds), **counts}

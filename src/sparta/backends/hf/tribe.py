@@ -58,6 +58,7 @@ class HFTribe:
         for member in self.members:
             per_member[member] = self.train_one(member, pairs, round_dir, seed)
             progress(1)
+        self.pool.answer_logps.forget()  # what the round's judges scored: an outside judge's too
         return {"pairs": len(pairs), "members": per_member}
 
     def train_one(self, member: str, pairs: Sequence[PreferencePair], round_dir: Path, seed: int) -> dict[str, Any]:

@@ -36,6 +36,13 @@ class JudgeEncoder:
         return chat.turn_end_id(self.tokenizer, self.messages("hi"), self.owner)
 
     @cached_property
+    def turn_tail(self) -> list[int]:
+        """What the template writes after the turn end (a newline in ChatML): part of an answer as DPO scores it,
+        not of what the likelihood judge scores."""
+        suffix = chat.turn_suffix(self.tokenizer, self.messages("hi"))
+        return suffix[1:] if suffix and suffix[0] == self.turn_end else []
+
+    @cached_property
     def stop_ids(self) -> tuple[int, ...]:
         """Where a judge's reply ends: the turn end and the eos token."""
         eos = {self.tokenizer.eos_token_id} - {None}
