@@ -10,9 +10,10 @@ and writes every number with ``--json PATH``. Sections (all by default):
     precision  pool.dtype auto's probe on this machine: what it measures and picks
     round      one demo round (answer, judge, train) in fresh processes: old paths (DPO too) and threads vs new
     shared     the new demo round again beside another CPU-bound process (--neighbour), against its quiet time
-    dpo        where a member's DPO time goes, TRL's own reference pass beside ours (dpo_cost.py)
+    dpo        where a member's DPO time goes: TRL's own reference pass, ours, ours after likelihood judging
+               (dpo_cost.py)
 
-    python benchmarks/round_cost.py                       # SmolLM2, issue 11's sizes (about 43 min on 2 quiet cores)
+    python benchmarks/round_cost.py                       # SmolLM2, issue 11's sizes (about 46 min on 2 quiet cores)
     python benchmarks/round_cost.py --quick               # tiny-llama, small sizes: a smoke test (about 2 min)
     python benchmarks/round_cost.py --sections answering judging --json cost.json
     python benchmarks/round_cost.py --dpo                 # the DPO section alone (--sections dpo)
