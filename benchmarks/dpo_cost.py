@@ -8,8 +8,9 @@ in turns, each path on its own copy of the pool:
 - *ours*: today's ``train_member`` on its own, as after a round judged by the logprob or generate judge;
 - *judged*: today's ``train_member`` after the round's likelihood judging, as in the demo: every pair is a match
   of two members (the six pairings of four in turn), judged by the other two (``tournament.judges: others``), all
-  before anyone trains; the judge's log-probabilities then serve as the reference of the pairs a member judged
-  (``answer_logps``). The judging is the round's, timed apart, not part of DPO.
+  before anyone trains; the log-probabilities its judgments carry then serve as the reference of the pairs a member
+  judged (``answer_logps``), as a round reads them from its judgments. The judging is the round's, timed apart, not
+  part of DPO.
 
 Per member and path:
 
@@ -38,6 +39,7 @@ import torch
 from peft import get_peft_model_state_dict
 
 from dpo_baseline import train_member_trl_reference
+from sparta.backends.hf.answer_logps import judged_references
 from sparta.backends.hf.judges import LikelihoodJudge
 from sparta.backends.hf.pool import ModelPool
 from sparta.backends.hf.training import train_member
@@ -132,15 +134,18 @@ def bench_dpo(model_name: str, pairs: int, seed: int, stage, members: int = 4) -
     requests = judge_requests(data, names)
     stage(f"{model_name}: the round's likelihood judging, {len(requests)} judgments ({JUDGED_FIRST} path)")
     judging_start = time.perf_counter()
-    LikelihoodJudge(pools[JUDGED_FIRST][0], JudgeConfig(type="likelihood", batch_size=8)).score(requests)
+    judgments = LikelihoodJudge(pools[JUDGED_FIRST][0], JudgeConfig(type="likelihood", batch_size=8)).score(requests)
     judging = {"judgments": len(requests), "seconds": time.perf_counter() - judging_start}
+    judged = {member: judged_references(judgments, member) for member in names}
     timings: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="sparta-dpo-bench-") as scratch:
         for index, member in enumerate(names[:members]):
             timings[member] = {}
             for path, train in PATHS.items():
                 stage(f"{model_name}: DPO of {member} on {pairs} pairs, {path}")
-                metrics = train(pools[path][0], member, data, Path(scratch) / path / member, training, seed + index)
+                options = {"judged": judged[member]} if path == JUDGED_FIRST else {}
+                out = Path(scratch) / path / member
+                metrics = train(pools[path][0], member, data, out, training, seed + index, **options)
                 timings[member][path] = _timing(metrics)
             adapters = {path: _adapter(pool, member) for path, (pool, _) in pools.items()}
             timings[member]["largest_adapter_gap"] = max(

@@ -1,5 +1,5 @@
-"""The likelihood judge's log-probabilities serve as DPO's reference: the same numbers, only while the adapter is
-unchanged, and training with them ends where training without them does."""
+"""The likelihood judge's log-probabilities serve as DPO's reference: the same numbers, read back from the round's
+judgments, for the judge's own pairs only, and training with them ends where training without them does."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ pytest.importorskip("trl")
 from peft import get_peft_model_state_dict  # noqa: E402
 
 from sparta.backends.hf import training  # noqa: E402
+from sparta.backends.hf.answer_logps import LOGP_FIELD, judged_references, round_references  # noqa: E402
 from sparta.backends.hf.dpo_data import fit_pairs  # noqa: E402
 from sparta.backends.hf.judges import LikelihoodJudge  # noqa: E402
 from sparta.backends.hf.pool import ModelPool  # noqa: E402
 from sparta.backends.hf.reference import reference_logps  # noqa: E402
 from sparta.backends.hf.training import preference_collator, train_member  # noqa: E402
 from sparta.config import JudgeConfig, LoraConfig, PoolConfig, TrainingConfig  # noqa: E402
-from sparta.records import CUT_BY_LENGTH, Instruction, JudgeRequest, PreferencePair, Response  # noqa: E402
+from sparta.records import CUT_BY_LENGTH, Instruction, JudgeRequest, Judgment, PreferencePair, Response  # noqa: E402
+from sparta.rundir import JUDGMENTS, write_jsonl  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -78,63 +80,61 @@ def _config(**overrides) -> TrainingConfig:
     return TrainingConfig(**{**values, **overrides})
 
 
-def _judge(pool: ModelPool, requests: list[JudgeRequest]) -> None:
-    LikelihoodJudge(pool, JudgeConfig(type="likelihood", batch_size=5)).score(requests)
+def _judge(pool: ModelPool, requests: list[JudgeRequest], **config) -> list[Judgment]:
+    return LikelihoodJudge(pool, JudgeConfig(type="likelihood", batch_size=5, **config)).score(requests)
+
+
+def _fitted(pool: ModelPool, member: str, pairs: list[PreferencePair]):
+    return fit_pairs(pool, member, pairs, preference_collator(pool.tokenizer(member), 128))
 
 
 def test_the_judges_numbers_are_the_reference_pass_numbers(pool):
     pairs = _pairs()
-    _judge(pool, _requests("alice", pairs))
-    known = pool.answer_logps.take(pool.model("alice"), "alice")
-    fitted = fit_pairs(pool, "alice", pairs, preference_collator(pool.tokenizer("alice"), 128))
+    judged = judged_references(_judge(pool, _requests("alice", pairs)), "alice")
+    fitted = _fitted(pool, "alice", pairs)
     assert len(fitted.tokens) == len(pairs)
     inner = pool.model("alice").get_base_model()
     chosen, rejected = reference_logps(inner, fitted.tokens, pool.tokenizer("alice").pad_token_id, 4)
     for k, tokens in enumerate(fitted.tokens):
-        found = training._known_reference(tokens, known)
+        found = training._judged_reference(tokens, judged)
         assert found is not None, f"pair {k} not found"
         assert found == pytest.approx((chosen[k], rejected[k]), abs=1e-4)
     assert fitted.tokens[-1].chosen_ids[-1] != fitted.tokens[0].chosen_ids[-1]  # the cut answer has no turn end
-    assert pool.answer_logps.take(pool.model("alice"), "alice") == {}  # taken once
 
 
-def test_only_the_judges_own_answers_are_kept(pool):
+def test_only_the_judges_own_numbers_serve_and_only_for_its_prompt(pool):
     pairs = _pairs(4)
-    _judge(pool, _requests("bob", pairs))
-    fitted = fit_pairs(pool, "alice", pairs, preference_collator(pool.tokenizer("alice"), 128))
-    assert pool.answer_logps.take(pool.model("alice"), "alice") == {}
-    known = pool.answer_logps.take(pool.model("bob"), "bob")
-    assert len(known) > 0
-    # bob's numbers are for bob's prompt (no system prompt), never alice's
-    assert all(training._known_reference(tokens, known) is None for tokens in fitted.tokens)
+    judgments = _judge(pool, _requests("bob", pairs))
+    assert judged_references(judgments, "alice") == {}
+    bobs = judged_references(judgments, "bob")
+    assert len(bobs) == 2 * len(pairs)
+    # bob's numbers are for bob's prompt (no system prompt): none is alice's reference
+    assert all(training._judged_reference(tokens, bobs) is None for tokens in _fitted(pool, "alice", pairs).tokens)
+    assert all(training._judged_reference(tokens, bobs) is not None for tokens in _fitted(pool, "bob", pairs).tokens)
 
 
-def test_a_changed_adapter_voids_what_was_judged(pool, tmp_path):
-    pairs = _pairs(4)
-    _judge(pool, _requests("alice", pairs))
-    with torch.no_grad():  # changed in place, as an optimizer step would
-        next(p for n, p in pool.model("alice").named_parameters() if "lora_B.alice" in n).add_(1e-3)
-    assert pool.answer_logps.take(pool.model("alice"), "alice") == {}
-
-    _judge(pool, _requests("alice", pairs))
-    pool.save_adapter("alice", tmp_path / "a")
-    pool.load_adapter("alice", tmp_path / "a")  # the same weights, but loaded: forgotten
-    assert len(pool.answer_logps) == 0
+def test_an_answer_cut_by_the_judge_or_bfloat16_logits_carry_no_number(pool, cache):
+    requests = _requests("alice", _pairs(2))
+    cut = _judge(pool, requests, max_response_tokens=3)
+    assert all(LOGP_FIELD not in j.raw for j in cut) and all(j.score is not None for j in cut)
+    assert all(LOGP_FIELD in j.raw for j in _judge(pool, requests))
+    low = _judge(_pool("bfloat16"), requests)
+    assert all(LOGP_FIELD not in j.raw for j in low) and all(j.score is not None for j in low)
 
 
-def test_bfloat16_logits_are_not_kept(cache):
-    pool = _pool("bfloat16")
-    _judge(pool, _requests("alice", _pairs(2)))
-    assert len(pool.answer_logps) == 0
+def test_the_round_reads_them_back_from_its_judgments_file(pool, tmp_path):
+    judgments = _judge(pool, _requests("alice", _pairs(3)))
+    assert round_references(tmp_path, "alice") == {}
+    write_jsonl(tmp_path / JUDGMENTS, [j.to_dict() for j in judgments])
+    assert round_references(tmp_path, "alice") == judged_references(judgments, "alice") != {}
 
 
 def _adapter(pool: ModelPool, member: str) -> dict[str, torch.Tensor]:
-    return {
-        k: v.detach().clone() for k, v in get_peft_model_state_dict(pool.model(member), adapter_name=member).items()
-    }
+    state = get_peft_model_state_dict(pool.model(member), adapter_name=member)
+    return {k: v.detach().clone() for k, v in state.items()}
 
 
-def test_training_after_judging_takes_the_judged_pairs_and_trains_the_same(pool, tmp_path, monkeypatch):
+def test_training_takes_the_judged_pairs_and_trains_the_same(pool, tmp_path, monkeypatch):
     counts: list[int] = []
     real = training.reference_logps
 
@@ -144,18 +144,17 @@ def test_training_after_judging_takes_the_judged_pairs_and_trains_the_same(pool,
 
     monkeypatch.setattr(training, "reference_logps", counted)
     pairs, start = _pairs(10), tmp_path / "start"
+    judged = judged_references(_judge(pool, _requests("alice", pairs[:6])), "alice")  # alice judged 6 pairs
     pool.save_adapter("alice", start)
     plain = train_member(pool, "alice", pairs, tmp_path / "plain", _config(), seed=3)
     after_plain = _adapter(pool, "alice")
 
     pool.load_adapter("alice", start)
-    _judge(pool, _requests("alice", pairs[:6]))  # alice judged the first 6 pairs' answers
-    judged = train_member(pool, "alice", pairs, tmp_path / "judged", _config(), seed=3)
+    reused = train_member(pool, "alice", pairs, tmp_path / "judged", _config(), seed=3, judged=judged)
     first_step = set(training.first_step_rows(10, 3, _config()))
     assert plain["pairs_reference_reused"] == 0
-    assert judged["pairs_reference_reused"] == len(set(range(6)) - first_step) > 0
-    assert counts == [10 - len(first_step), 10 - len(first_step) - judged["pairs_reference_reused"]]
-    assert judged["loss"] == pytest.approx(plain["loss"], abs=1e-5)
-    after_judged = _adapter(pool, "alice")
-    assert all(torch.allclose(after_plain[k], after_judged[k], atol=1e-5) for k in after_plain)
-    assert pool.answer_logps.take(pool.model("alice"), "alice") == {}  # training took them
+    assert reused["pairs_reference_reused"] == len(set(range(6)) - first_step) > 0
+    assert counts == [10 - len(first_step), 10 - len(first_step) - reused["pairs_reference_reused"]]
+    assert reused["loss"] == pytest.approx(plain["loss"], abs=1e-5)
+    after_reused = _adapter(pool, "alice")
+    assert all(torch.allclose(after_plain[k], after_reused[k], atol=1e-5) for k in after_plain)

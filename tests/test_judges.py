@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sparta.backends.base import JUDGES  # noqa: E402
+from sparta.backends.hf.answer_logps import answer_digest  # noqa: E402
 from sparta.backends.hf.judges import (  # noqa: E402
     LikelihoodJudge,
     LogprobJudge,
@@ -218,14 +219,23 @@ def test_likelihood_matches_a_hand_computed_mean_logprob(pool):
     prompt = _ids(pool, "ben", pool.prompt_text("ben", request.instruction.text))
     assert _ids(pool, "ben", "<|im_start|>system\nYou are a strict grader.<|im_end|>\n")[:1] == prompt[:1]
     targets = _ids(pool, "ben", request.response.text) + [turn_end_id(pool, "ben")]
+    newline = _ids(pool, "ben", "\n")  # what the template writes after <|im_end|>: part of the answer DPO trains on
     with torch.no_grad():
-        logits = pool.model("ben")(input_ids=torch.tensor([prompt + targets])).logits[0].double()
+        logits = pool.model("ben")(input_ids=torch.tensor([prompt + targets + newline])).logits[0].double()
     logprobs = torch.log_softmax(logits, dim=-1)
-    mean = sum(float(logprobs[len(prompt) - 1 + t, tok]) for t, tok in enumerate(targets)) / len(targets)
+    each = [float(logprobs[len(prompt) - 1 + t, tok]) for t, tok in enumerate(targets + newline)]
+    mean = sum(each[: len(targets)]) / len(targets)
     assert judged.score == pytest.approx(1 + 9 * math.exp(mean), abs=1e-6)
     raw = json.loads(judged.raw)
     n = len(targets)
-    assert raw == {"mean_logprob": pytest.approx(mean, abs=1e-4), "tokens": n, "kept": n, "truncated": False}
+    assert raw == {
+        "mean_logprob": pytest.approx(mean, abs=1e-4),
+        "tokens": n,
+        "kept": n,
+        "truncated": False,
+        "answer_logp": pytest.approx(sum(each), abs=1e-4),
+        "answer_digest": answer_digest(prompt, targets + newline),
+    }
 
 
 def test_likelihood_scores_an_answer_cut_by_max_new_tokens_as_a_prefix(pool):

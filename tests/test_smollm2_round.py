@@ -6,9 +6,15 @@ Marked slow (about two minutes on 2 cores, plus the one-time download from PyPI)
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoTokenizer
 
+from sparta.backends import chat
+from sparta.backends.hf.answer_logps import answer_digest, round_references
+from sparta.backends.hf.dpo_data import pair_tokens
 from sparta.demo import demo_config
 from sparta.pipeline.loop import run
+from sparta.provisioning import resolve_model
+from sparta.records import PreferencePair
 from sparta.rundir import read_json, read_jsonl
 
 pytestmark = pytest.mark.slow
@@ -37,6 +43,7 @@ def test_one_round_on_smollm2(tmp_path):
     assert len(judgments) == 3 * 2 and all(1 <= j["score"] <= 10 for j in judgments)
     pairs = read_jsonl(rd / "pairs.jsonl")
     assert pairs
+    _judged_pairs_take_the_judges_numbers(cfg, rd, pairs, judgments)
     training = read_json(rd / "training.json")
     for member in ("concise", "teacher", "careful"):
         metrics = training["members"][member]
@@ -44,3 +51,22 @@ def test_one_round_on_smollm2(tmp_path):
         weights = load_file(rd / "adapters" / member / "adapter_model.safetensors")
         # LoRA B starts at zero: after DPO steps it must have moved
         assert any(torch.count_nonzero(w) for k, w in weights.items() if "lora_B" in k)
+
+
+def _judged_pairs_take_the_judges_numbers(cfg, rd, pairs, judgments) -> None:
+    """Every pair a member judged has both reference log-probabilities in the judgments, under the digest of the
+    very ids DPO trains the member on (SmolLM2's template: the answer, <|im_end|>, a newline)."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct"))
+    found = 0
+    for member in cfg.pool.members:
+        judged = round_references(rd, member.name)
+        seen = {j["instruction_id"] for j in judgments if j["judge"] == member.name}
+        for row in pairs:
+            if row["instruction_id"] not in seen:
+                continue
+            pair = PreferencePair.from_dict(row)
+            tokens = pair_tokens(tokenizer, chat.messages(member.system_prompt, pair.prompt), pair)
+            assert answer_digest(tokens.prompt_ids, tokens.chosen_ids) in judged
+            assert answer_digest(tokens.prompt_ids, tokens.rejected_ids) in judged
+            found += 1
+    assert found > 0

@@ -1,53 +1,52 @@
-"""Answers' log-probabilities the round has already computed, kept for DPO's reference pass.
+"""The likelihood judge's log-probabilities as DPO's reference: a number the round has already computed.
 
-SPARTA's reference policy is the member at the start of the round. The likelihood judge computes, for every answer
-a member judges, log P(answer | the member's chat prompt for the instruction) through the member's adapter: when
-the member then trains on a pair holding that answer, the reference pass would compute the same number again over
-the same tokens with the same weights. With the ``others`` panel a member judges about half the pairs it trains on.
+SPARTA's reference policy is the member at the start of the round, and the round's judges are its members at the
+start of the round. A member judging with the ``likelihood`` judge computes log P(answer | its own chat prompt for
+the instruction) through its adapter: for a pair it then trains on, exactly what its reference pass would compute
+again, over the same tokens with the same weights. With ``tournament.judges: others`` a member judges the matches
+it does not fight, about half of the pairs it trains on in a four-member pool.
 
-An entry is keyed by its token ids (the prompt, then the answer as DPO scores it) and kept with a copy of the
-adapter's weights it was computed with: it is handed out only while they are unchanged, so a stale number can never
-serve as a reference. Entries are taken once, by the member's training, which changes the weights anyway.
+The number travels in the judgment itself (``raw``: ``answer_logp``, and ``answer_digest``, a digest of the prompt
+and answer ids it was computed over), so it is written to ``judgments.jsonl`` with the judgment: a resumed round, or
+a member trained in another process, takes the very same numbers, and training does not depend on where or when the
+round was judged. The trainer takes a number only for a pair whose own ids have that digest.
 """
 
 from __future__ import annotations
 
-import torch
+import hashlib
+import json
+from array import array
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from sparta.backends.hf.forward import adapter_weights
+from sparta.records import Judgment
+from sparta.rundir import JUDGMENTS, read_jsonl
 
-Key = tuple[tuple[int, ...], tuple[int, ...]]
-"""(prompt ids, answer ids): the answer's tokens are the ones scored, every one of them after the whole prompt."""
+LOGP_FIELD = "answer_logp"
+DIGEST_FIELD = "answer_digest"
 
 
-class AnswerLogps:
-    """Per member: summed log-probabilities of answers after prompts, valid for one state of its adapter."""
+def answer_digest(prompt_ids: Sequence[int], answer_ids: Sequence[int]) -> str:
+    """Names the scored sequence: the answer's ids, every one scored, after the whole prompt."""
+    data = array("q", [*prompt_ids, -1, *answer_ids]).tobytes()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
-    def __init__(self) -> None:
-        self._held: dict[str, tuple[torch.Tensor, dict[Key, float]]] = {}
 
-    def keep(self, model: torch.nn.Module, member: str, entries: dict[Key, float]) -> None:
-        """Keep ``entries`` (key -> log P(answer | prompt)), computed by ``model`` with ``member``'s adapter as it is
-        now; added to those of the same weights, replacing those of others."""
-        weights = adapter_weights(model, member)
-        held = self._held.get(member)
-        if held is None or not torch.equal(held[0], weights):
-            held = self._held[member] = (weights, {})
-        held[1].update(entries)
+def judged_references(judgments: Iterable[Judgment], member: str) -> dict[str, float]:
+    """Answers' log-probabilities, by the digest of their ids, from ``member``'s own judgments that carry one."""
+    found = {}
+    for judgment in judgments:
+        if judgment.judge != member or not judgment.raw or LOGP_FIELD not in judgment.raw:
+            continue
+        raw = json.loads(judgment.raw)
+        found[raw[DIGEST_FIELD]] = float(raw[LOGP_FIELD])
+    return found
 
-    def take(self, model: torch.nn.Module, member: str) -> dict[Key, float]:
-        """The member's entries, if its adapter in ``model`` is still as they were computed with; forgotten here."""
-        held = self._held.pop(member, None)
-        if held is None or not torch.equal(held[0], adapter_weights(model, member)):
-            return {}
-        return held[1]
 
-    def forget(self, member: str | None = None) -> None:
-        """Drop one member's entries, or everyone's (``None``)."""
-        if member is None:
-            self._held.clear()
-        else:
-            self._held.pop(member, None)
-
-    def __len__(self) -> int:
-        return sum(len(entries) for _, entries in self._held.values())
+def round_references(round_dir: Path, member: str) -> dict[str, float]:
+    """:func:`judged_references` of the round's judgments file (none where it is missing)."""
+    path = Path(round_dir) / JUDGMENTS
+    if not path.exists():
+        return {}
+    return judged_references((Judgment.from_dict(row) for row in read_jsonl(path)), member)

@@ -430,7 +430,7 @@ def _weight_views(model: torch.nn.Module, adapter: str) -> list[torch.Tensor]:
     return [view for _, view in kept]
 
 
-def adapter_weights(model: torch.nn.Module, adapter: str) -> torch.Tensor:
+def _adapter_weights(model: torch.nn.Module, adapter: str) -> torch.Tensor:
     """The adapter's weights as one flat vector: one comparison instead of hundreds of small ones."""
     views = _weight_views(model, adapter)
     return torch.cat(views) if views else torch.empty(0)
@@ -453,7 +453,7 @@ class ContextCache:
         entries = self._entries.setdefault(model, {})
         found = {}
         for adapter, ids in contexts.items():
-            key, weights = (adapter, tuple(ids)), adapter_weights(model, adapter)
+            key, weights = (adapter, tuple(ids)), _adapter_weights(model, adapter)
             if key not in entries or not torch.equal(entries[key][0], weights):
                 entries[key] = (weights, _compute_context(model, adapter, tuple(ids)))
             found[adapter] = entries[key][1]

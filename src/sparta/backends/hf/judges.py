@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from sparta.backends.base import Progress
-from sparta.backends.hf.answer_logps import Key
+from sparta.backends.hf.answer_logps import DIGEST_FIELD, LOGP_FIELD, answer_digest
 from sparta.backends.hf.decoding import DecodeRow, decode
 from sparta.backends.hf.forward import (
     CachedContext,
@@ -398,24 +398,11 @@ class LogprobJudge(_BatchedJudge):
 class LikelihoodJudge(_BatchedJudge):
     """The judge's length-normalised likelihood of the response (plus the end of its turn) after the instruction.
 
-    An empty (or blank) response scores 1 without a forward pass: a valid, very bad answer. Each answer's summed
-    log-probability is also kept in the pool (``answer_logps``) for DPO's reference pass, with and without what the
-    template writes after the turn end (a newline in ChatML, read off the last position's logits at no cost), when
-    the logits are float32 as the reference pass's are.
+    An empty (or blank) response scores 1 without a forward pass: a valid, very bad answer. Where the logits are
+    float32, as the reference pass's are, a judgment also carries the answer's summed log-probability as DPO scores
+    it, for the judge's own reference pass (``answer_logps``): the turn end and what the template writes after it
+    (a newline in ChatML, read off the last position's logits, already computed).
     """
-
-    def __init__(self, pool: ModelPool, judge: JudgeConfig) -> None:
-        super().__init__(pool, judge)
-        self._answers: dict[str, dict[Key, float]] = {}
-
-    def score(self, requests: Sequence[JudgeRequest], progress: Progress = _quiet) -> list[Judgment]:
-        try:
-            judged = super().score(requests, progress)
-            for member, entries in self._answers.items():
-                self.pool.answer_logps.keep(self._model_of(member), member, entries)
-            return judged
-        finally:
-            self._answers = {}
 
     def _row(self, index: int, request: JudgeRequest) -> _Row | Judgment:
         inputs = likelihood_inputs(self.encoder(request.judge), request)
@@ -435,16 +422,22 @@ class LikelihoodJudge(_BatchedJudge):
             step = torch.log_softmax(logits[b, keep - n - 1 : keep].float(), dim=-1)
             target = torch.tensor(inputs.target_ids, device=step.device).unsqueeze(-1)
             logprobs = step[:-1].gather(-1, target).squeeze(-1).tolist()
-            judged.append(likelihood_judgment(request, inputs, logprobs, self.config))
-            if logits.dtype == torch.float32:
-                self._note(row.judge, inputs, logprobs, step[-1])
+            reference = self._reference(row.judge, inputs, logprobs, step[-1]) if logits.dtype == torch.float32 else {}
+            judged.append(likelihood_judgment(request, inputs, logprobs, self.config, reference))
         return judged
 
-    def _note(self, judge: str, inputs: LikelihoodInputs, logprobs: list[float], after: torch.Tensor) -> None:
-        """Keep the answer's log-probability as DPO's reference pass would compute it for ``judge``."""
-        entries = self._answers.setdefault(judge, {})
-        context, total = tuple(inputs.context_ids), math.fsum(logprobs)
-        entries[context, tuple(inputs.target_ids)] = total
-        tail = self.encoder(judge).turn_tail
-        if len(tail) == 1 and not inputs.truncated:
-            entries[context, (*inputs.target_ids, *tail)] = total + float(after[tail[0]])
+    def _reference(
+        self, judge: str, inputs: LikelihoodInputs, logprobs: list[float], after: torch.Tensor
+    ) -> dict[str, Any]:
+        """The answer's log-probability over the ids DPO trains on, and their digest; none for an answer cut here
+        (DPO trains on all of it) or a template that writes more than one token after the turn end."""
+        if inputs.cut:
+            return {}
+        answer, logp = list(inputs.target_ids), math.fsum(logprobs)
+        if not inputs.truncated:
+            tail = self.encoder(judge).turn_tail
+            if len(tail) > 1:
+                return {}
+            answer += tail
+            logp += sum(float(after[token]) for token in tail)
+        return {LOGP_FIELD: logp, DIGEST_FIELD: answer_digest(inputs.context_ids, answer)}

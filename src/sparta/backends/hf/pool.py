@@ -21,7 +21,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from transformers.utils import logging as hf_logging
 
 from sparta.backends import chat
-from sparta.backends.hf.answer_logps import AnswerLogps
 from sparta.config import ConfigError, LoraConfig, MemberConfig, PoolConfig, SamplingConfig
 from sparta.errors import SpartaError
 from sparta.provisioning import ModelNotFoundError, loadable_reference, resolve_model
@@ -167,8 +166,6 @@ class ModelPool:
         self._base_of: dict[str, _Base] = {}
         self.dtype_choices: dict[str, Any] = {}
         """base model name -> the measured ``precision.DtypeChoice`` when pool.dtype is auto."""
-        self.answer_logps = AnswerLogps()
-        """Answers' log-probabilities the likelihood judge computed, for DPO's reference pass (``answer_logps``)."""
         for member in pool.members:
             self._add_member(member, lora)
 
@@ -209,7 +206,6 @@ class ModelPool:
 
     def _set_weights(self, member: str, weights: dict[str, torch.Tensor], source: str) -> None:
         model = self._base_of[member].model
-        self.answer_logps.forget(member)
         result = set_peft_model_state_dict(model, weights, adapter_name=member)
         unexpected = [k for k in result.unexpected_keys if "lora_" in k]
         missing = [k for k in result.missing_keys if f".{member}." in k and "lora_" in k]

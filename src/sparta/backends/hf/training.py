@@ -17,7 +17,7 @@ counted, and an answer cut by ``max_new_tokens`` is trained on without an end-of
 reference log-probabilities, computed before the trainer is built (``reference``: each prompt once, the output head
 on answer tokens only), so TRL neither runs its own reference pass nor hashes the shared model to cache one: its
 ``ref_model`` slot holds a :class:`_ReferenceSlot` with no weights. A pair whose two answers the round's likelihood
-judge has already scored through this member's unchanged adapter takes those numbers (``answer_logps``). The
+judge has already scored through this member, as it is now, takes those numbers (``answer_logps``). The
 pairs of the first optimizer step need no reference pass at all when nothing in the policy's forward is random
 (:func:`first_step_is_reference`): until that step's update the policy *is* the reference, so its own
 log-probabilities, detached, serve as both. The trainer sees one device, the model's, and trains in the pool's
@@ -36,7 +36,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -46,7 +46,7 @@ import torch
 from torch.utils.data import Sampler
 from transformers import PrinterCallback, TrainerCallback, set_seed
 
-from sparta.backends.hf.answer_logps import Key
+from sparta.backends.hf.answer_logps import answer_digest
 from sparta.backends.hf.dpo_data import TRUNCATION_MODE, FittedPairs, PairTokens, check_end_of_turn, fit_pairs
 from sparta.backends.hf.forward import model_device
 from sparta.backends.hf.fused_head import labelled_positions_only
@@ -443,10 +443,10 @@ def _summary(watch: StepWatch, mean_loss: float, steps: int, seconds: dict[str, 
     return metrics
 
 
-def _known_reference(tokens: PairTokens, known: dict[Key, float]) -> tuple[float, float] | None:
-    """The pair's (chosen, rejected) reference log-probabilities if the round computed both already."""
-    prompt = tuple(tokens.prompt_ids)
-    chosen, rejected = known.get((prompt, tuple(tokens.chosen_ids))), known.get((prompt, tuple(tokens.rejected_ids)))
+def _judged_reference(tokens: PairTokens, judged: Mapping[str, float]) -> tuple[float, float] | None:
+    """The pair's (chosen, rejected) reference log-probabilities if the member's judging computed both already."""
+    chosen = judged.get(answer_digest(tokens.prompt_ids, tokens.chosen_ids))
+    rejected = judged.get(answer_digest(tokens.prompt_ids, tokens.rejected_ids))
     return None if chosen is None or rejected is None else (chosen, rejected)
 
 
@@ -456,20 +456,20 @@ def _training_rows(
     pad_id: int,
     training: TrainingConfig,
     seed: int,
-    known: dict[Key, float],
+    judged: Mapping[str, float],
 ) -> tuple[list[dict], int]:
     """The trainer's rows: token ids, with the reference log-probabilities where our pass applies (TRL's own
     kernel computes them otherwise, see ``_tokenized_trainer``); NaN for the first step's rows when the policy
-    then is the reference (:func:`first_step_is_reference`); from ``known`` (``answer_logps``) for the rows whose
-    answers the round already scored through this member, the rest computed here. Also: how many rows took
-    ``known``."""
+    then is the reference (:func:`first_step_is_reference`); from ``judged`` (``answer_logps``) for the rows whose
+    two answers the member's likelihood judging scored, the rest computed here. Also: how many rows took
+    ``judged``."""
     rows = [tokens.row() for tokens in fitted.tokens]
     if not plain_head(inner):
         return rows, 0
     skipped = set(first_step_rows(len(rows), seed, training)) if first_step_is_reference(inner, training) else set()
     reused = {}
     for i in range(len(rows)):
-        if i not in skipped and (values := _known_reference(fitted.tokens[i], known)) is not None:
+        if i not in skipped and (values := _judged_reference(fitted.tokens[i], judged)) is not None:
             reused[i] = values
     needed = [i for i in range(len(rows)) if i not in skipped and i not in reused]
     values = reference_logps(inner, [fitted.tokens[i] for i in needed], pad_id, reference_batch_size(training))
@@ -494,12 +494,14 @@ def train_member(
     seed: int,
     progress: Progress = lambda n: None,
     log_dir: Path | None = None,
+    judged: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Train ``member`` with DPO on ``pairs`` (reference: the member as it is now) and save its adapter.
 
     The adapter lands in ``out_dir`` in PEFT format. ``progress(1)`` is called after every optimizer step.
     ``log_dir`` is where ``training.report_to`` integrations (e.g. tensorboard) write; by default a sibling
-    ``<out_dir>.logs`` when ``report_to`` is set, a temporary directory otherwise.
+    ``<out_dir>.logs`` when ``report_to`` is set, a temporary directory otherwise. ``judged``: reference
+    log-probabilities the member's likelihood judging computed as it is now (``answer_logps.judged_references``).
     Returns ``loss`` (mean over steps), ``final_loss``, ``steps``, ``seconds`` (the whole call),
     ``seconds_in_steps`` (the optimizer steps), ``seconds_reference`` (the reference pass), ``seconds_per_step``,
     the mean of TRL's implicit-reward statistics (``rewards/accuracies``, ...), ``pairs_trained`` and
@@ -514,7 +516,6 @@ def train_member(
     peft_model = pool.model(member)
     peft_model.set_adapter(member)  # active and trainable, whatever mode the pool left it in
     inner, tokenizer = peft_model.get_base_model(), pool.tokenizer(member)
-    known = pool.answer_logps.take(peft_model, member)  # before anything can change the adapter
     collator = preference_collator(tokenizer, training.max_length)
     fitted = fit_pairs(pool, member, pairs, collator)
     counts = {"pairs_trained": len(fitted.pairs), "pairs_too_long": fitted.too_long, "pairs_reference_reused": 0}
@@ -534,7 +535,7 @@ def train_member(
         on_device(model_device(inner)),
     ):
         reference_start = time.perf_counter()
-        rows, reused = _training_rows(inner, fitted, tokenizer.pad_token_id, training, seed, known)
+        rows, reused = _training_rows(inner, fitted, tokenizer.pad_token_id, training, seed, judged or {})
         reference_s = time.perf_counter() - reference_start
         trainer = _tokenized_trainer()(
             model=inner,

@@ -7,12 +7,13 @@ does not pay for importing TRL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from sparta.backends.base import Progress, _no_progress, outside_judges
+from sparta.backends.hf.answer_logps import round_references
 from sparta.backends.hf.generation import generate
 from sparta.backends.hf.pool import ModelPool
 from sparta.config import SpartaConfig
@@ -56,16 +57,24 @@ class HFTribe:
         """Train every member on all the round's pairs, one after the other; ``progress(1)`` per member."""
         per_member = {}
         for member in self.members:
-            per_member[member] = self.train_one(member, pairs, round_dir, seed)
+            judged = round_references(round_dir, member)
+            per_member[member] = self.train_one(member, pairs, round_dir, seed, judged)
             progress(1)
-        self.pool.answer_logps.forget()  # what the round's judges scored: an outside judge's too
         return {"pairs": len(pairs), "members": per_member}
 
-    def train_one(self, member: str, pairs: Sequence[PreferencePair], round_dir: Path, seed: int) -> dict[str, Any]:
+    def train_one(
+        self,
+        member: str,
+        pairs: Sequence[PreferencePair],
+        round_dir: Path,
+        seed: int,
+        judged: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
         """Train one member on all the round's pairs (``seed``: the round's) and save its adapter under ``round_dir``.
 
-        A member's result depends on nothing but the pool as it was at the start of the round, so members may be
-        trained in any order, or in other processes holding the same pool.
+        A member's result depends on nothing but the pool as it was at the start of the round and the reference
+        log-probabilities its judging wrote to the round's judgments (``judged``: ``answer_logps.round_references``),
+        so members may be trained in any order, or in other processes holding the same pool.
         """
         from sparta.backends.hf.training import train_member
 
@@ -73,7 +82,7 @@ class HFTribe:
         key = self.pool.member_config(member).clone_of or member
         member_seed = derive_seed(seed, "train", key) % 2**31  # numpy, under set_seed, wants 32 bits
         out_dir = adapter_dir(round_dir, member)
-        return train_member(self.pool, member, pairs, out_dir, self.config.training, member_seed)
+        return train_member(self.pool, member, pairs, out_dir, self.config.training, member_seed, judged=judged)
 
     def load_round(self, round_dir: Path) -> None:
         """Give every member the adapter saved by :meth:`train` in ``round_dir``."""

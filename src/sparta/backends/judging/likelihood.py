@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sparta.backends.judging.encoder import JudgeEncoder
 from sparta.config import JudgeConfig
@@ -21,11 +22,13 @@ from sparta.records import JudgeRequest, Judgment
 @dataclass(frozen=True)
 class LikelihoodInputs:
     """Read log P(target_t | context, target_<t) for every target: ``context_ids + target_ids`` in one pass.
-    ``truncated``: the targets are a prefix of the answer (no turn-end token scored)."""
+    ``truncated``: the targets are a prefix of the answer (no turn-end token scored); ``cut``: made one here, by
+    ``judge.max_response_tokens``."""
 
     context_ids: list[int]
     target_ids: list[int]
     truncated: bool
+    cut: bool = False
 
 
 def likelihood_inputs(encoder: JudgeEncoder, request: JudgeRequest) -> LikelihoodInputs | None:
@@ -38,6 +41,7 @@ def likelihood_inputs(encoder: JudgeEncoder, request: JudgeRequest) -> Likelihoo
         context_ids=encoder.encode(encoder.chat_prompt(request.instruction.text)),
         target_ids=ids if prefix else ids + [encoder.turn_end],
         truncated=prefix,
+        cut=cut,
     )
 
 
@@ -82,13 +86,19 @@ def likelihood_score(
 
 
 def likelihood_judgment(
-    request: JudgeRequest, inputs: LikelihoodInputs, logprobs: Sequence[float], config: JudgeConfig
+    request: JudgeRequest,
+    inputs: LikelihoodInputs,
+    logprobs: Sequence[float],
+    config: JudgeConfig,
+    extra: dict[str, Any] | None = None,
 ) -> Judgment:
-    """The score from the targets' log-probabilities; ``raw`` keeps the mean, the token counts and the cut."""
+    """The score from the targets' log-probabilities; ``raw`` keeps the mean, the token counts and the cut, and
+    ``extra`` (what an engine adds for later stages)."""
     targets = inputs.target_ids
     score = likelihood_score(logprobs, targets, config.likelihood_repeat_ngram, config.likelihood_min_tokens)
     n = config.likelihood_repeat_ngram
     kept = len(targets) - (sum(repeated_ngram_mask(targets, n)) if n > 0 else 0)
     mean = math.fsum(logprobs) / len(logprobs)
     raw = {"mean_logprob": round(mean, 4), "tokens": len(targets), "kept": kept, "truncated": inputs.truncated}
+    raw.update(extra or {})
     return Judgment.of(request, score, None, json.dumps(raw))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from sparta.backends.base import Progress, _no_progress
+from sparta.backends.hf.answer_logps import round_references
 from sparta.backends.ray.cluster import Cluster, connect
 from sparta.backends.ray.worker import AdapterFiles, TrainedMember
 from sparta.backends.ray.workers import WorkerGroup
@@ -105,7 +106,7 @@ class RayLearner:
         progress(len(done))
         todo = [member for member in self.members if member not in done]
         pairs_ref = ray.put(list(pairs))
-        calls = [(member, pairs_ref, seed) for member in todo]
+        calls = [(member, pairs_ref, seed, round_references(round_dir, member)) for member in todo]
         for finished in self.workers.as_finished("training", "train_member", calls):
             trained: TrainedMember = finished.value
             _write_files(round_dir, trained)

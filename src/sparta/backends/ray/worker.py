@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,10 +92,13 @@ class TribeWorker:
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Judgment]:
         return self.tribe.judge(requests, self._advance)
 
-    def train_member(self, member: str, pairs: Sequence[PreferencePair], seed: int) -> TrainedMember:
-        """Train ``member`` as the local tribe would and send back what it saved, leaving nothing on this node."""
+    def train_member(
+        self, member: str, pairs: Sequence[PreferencePair], seed: int, judged: Mapping[str, float]
+    ) -> TrainedMember:
+        """Train ``member`` as the local tribe would and send back what it saved, leaving nothing on this node.
+        ``judged``: the reference log-probabilities its judging wrote to the round's judgments (read by the driver)."""
         with tempfile.TemporaryDirectory(prefix="sparta-worker-") as scratch:
-            metrics = self.tribe.train_one(member, pairs, Path(scratch), seed)
+            metrics = self.tribe.train_one(member, pairs, Path(scratch), seed, judged)
             return TrainedMember(member, metrics, _read_tree(Path(scratch)))
 
     def load_adapters(self, *adapters: AdapterFiles) -> int:
