@@ -82,7 +82,8 @@ def _old_paths(tribe: Any) -> None:
     def generate(requests, seed, progress=lambda n: None):
         return old_generate(tribe.pool, requests, seed, config.pool.generation_batch_size, progress)
 
-    def train_member(pool, member, pairs, out_dir, training_config, seed, progress=lambda n: None, log_dir=None):
+    def train_member(pool, member, pairs, out_dir, training_config, seed, progress=lambda n: None, **_):
+        # the old path computes every reference itself
         return train_member_trl_reference(pool, member, pairs, out_dir, training_config, seed)
 
     tribe.generate = generate
