@@ -136,14 +136,14 @@ def bench_dpo(model_name: str, pairs: int, seed: int, stage, members: int = 4) -
     judging_start = time.perf_counter()
     judgments = LikelihoodJudge(pools[JUDGED_FIRST][0], JudgeConfig(type="likelihood", batch_size=8)).score(requests)
     judging = {"judgments": len(requests), "seconds": time.perf_counter() - judging_start}
-    judged = {member: judged_references(judgments, member) for member in names}
+    judged = judged_references(judgments)
     timings: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="sparta-dpo-bench-") as scratch:
         for index, member in enumerate(names[:members]):
             timings[member] = {}
             for path, train in PATHS.items():
                 stage(f"{model_name}: DPO of {member} on {pairs} pairs, {path}")
-                options = {"judged": judged[member]} if path == JUDGED_FIRST else {}
+                options = {"judged": judged.get(member, {})} if path == JUDGED_FIRST else {}
                 out = Path(scratch) / path / member
                 metrics = train(pools[path][0], member, data, out, training, seed + index, **options)
                 timings[member][path] = _timing(metrics)

@@ -90,7 +90,7 @@ def _fitted(pool: ModelPool, member: str, pairs: list[PreferencePair]):
 
 def test_the_judges_numbers_are_the_reference_pass_numbers(pool):
     pairs = _pairs()
-    judged = judged_references(_judge(pool, _requests("alice", pairs)), "alice")
+    judged = judged_references(_judge(pool, _requests("alice", pairs))).get("alice", {})
     fitted = _fitted(pool, "alice", pairs)
     assert len(fitted.tokens) == len(pairs)
     inner = pool.model("alice").get_base_model()
@@ -105,8 +105,8 @@ def test_the_judges_numbers_are_the_reference_pass_numbers(pool):
 def test_only_the_judges_own_numbers_serve_and_only_for_its_prompt(pool):
     pairs = _pairs(4)
     judgments = _judge(pool, _requests("bob", pairs))
-    assert judged_references(judgments, "alice") == {}
-    bobs = judged_references(judgments, "bob")
+    assert judged_references(judgments).get("alice", {}) == {}
+    bobs = judged_references(judgments).get("bob", {})
     assert len(bobs) == 2 * len(pairs)
     # bob's numbers are for bob's prompt (no system prompt): none is alice's reference
     assert all(training._judged_reference(tokens, bobs) is None for tokens in _fitted(pool, "alice", pairs).tokens)
@@ -124,9 +124,9 @@ def test_an_answer_cut_by_the_judge_or_bfloat16_logits_carry_no_number(pool, cac
 
 def test_the_round_reads_them_back_from_its_judgments_file(pool, tmp_path):
     judgments = _judge(pool, _requests("alice", _pairs(3)))
-    assert round_references(tmp_path, "alice") == {}
+    assert round_references(tmp_path).get("alice", {}) == {}
     write_jsonl(tmp_path / JUDGMENTS, [j.to_dict() for j in judgments])
-    assert round_references(tmp_path, "alice") == judged_references(judgments, "alice") != {}
+    assert round_references(tmp_path).get("alice", {}) == judged_references(judgments).get("alice", {}) != {}
 
 
 def _adapter(pool: ModelPool, member: str) -> dict[str, torch.Tensor]:
@@ -144,7 +144,7 @@ def test_training_takes_the_judged_pairs_and_trains_the_same(pool, tmp_path, mon
 
     monkeypatch.setattr(training, "reference_logps", counted)
     pairs, start = _pairs(10), tmp_path / "start"
-    judged = judged_references(_judge(pool, _requests("alice", pairs[:6])), "alice")  # alice judged 6 pairs
+    judged = judged_references(_judge(pool, _requests("alice", pairs[:6]))).get("alice", {})  # alice judged 6
     pool.save_adapter("alice", start)
     plain = train_member(pool, "alice", pairs, tmp_path / "plain", _config(), seed=3)
     after_plain = _adapter(pool, "alice")

@@ -59,7 +59,7 @@ def _judged_pairs_take_the_judges_numbers(cfg, rd, pairs, judgments) -> None:
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct"))
     found = 0
     for member in cfg.pool.members:
-        judged = round_references(rd, member.name)
+        judged = round_references(rd).get(member.name, {})
         seen = {j["instruction_id"] for j in judgments if j["judge"] == member.name}
         for row in pairs:
             if row["instruction_id"] not in seen:

@@ -33,20 +33,20 @@ def answer_digest(prompt_ids: Sequence[int], answer_ids: Sequence[int]) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def judged_references(judgments: Iterable[Judgment], member: str) -> dict[str, float]:
-    """Answers' log-probabilities, by the digest of their ids, from ``member``'s own judgments that carry one."""
-    found = {}
+def judged_references(judgments: Iterable[Judgment]) -> dict[str, dict[str, float]]:
+    """Per judge: the answers' log-probabilities, by the digest of their ids, in its judgments that carry one."""
+    found: dict[str, dict[str, float]] = {}
     for judgment in judgments:
-        if judgment.judge != member or not judgment.raw or LOGP_FIELD not in judgment.raw:
+        if not judgment.raw or LOGP_FIELD not in judgment.raw:
             continue
         raw = json.loads(judgment.raw)
-        found[raw[DIGEST_FIELD]] = float(raw[LOGP_FIELD])
+        found.setdefault(judgment.judge, {})[raw[DIGEST_FIELD]] = float(raw[LOGP_FIELD])
     return found
 
 
-def round_references(round_dir: Path, member: str) -> dict[str, float]:
-    """:func:`judged_references` of the round's judgments file (none where it is missing)."""
+def round_references(round_dir: Path) -> dict[str, dict[str, float]]:
+    """:func:`judged_references` of the round's judgments file, read once (none where it is missing)."""
     path = Path(round_dir) / JUDGMENTS
     if not path.exists():
         return {}
-    return judged_references((Judgment.from_dict(row) for row in read_jsonl(path)), member)
+    return judged_references(Judgment.from_dict(row) for row in read_jsonl(path))

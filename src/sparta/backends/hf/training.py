@@ -501,7 +501,7 @@ def train_member(
     The adapter lands in ``out_dir`` in PEFT format. ``progress(1)`` is called after every optimizer step.
     ``log_dir`` is where ``training.report_to`` integrations (e.g. tensorboard) write; by default a sibling
     ``<out_dir>.logs`` when ``report_to`` is set, a temporary directory otherwise. ``judged``: reference
-    log-probabilities the member's likelihood judging computed as it is now (``answer_logps.judged_references``).
+    log-probabilities the member's likelihood judging computed as it is now (``answer_logps.round_references``).
     Returns ``loss`` (mean over steps), ``final_loss``, ``steps``, ``seconds`` (the whole call),
     ``seconds_in_steps`` (the optimizer steps), ``seconds_reference`` (the reference pass), ``seconds_per_step``,
     the mean of TRL's implicit-reward statistics (``rewards/accuracies``, ...), ``pairs_trained`` and

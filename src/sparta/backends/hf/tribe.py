@@ -56,9 +56,9 @@ class HFTribe:
     ) -> dict[str, Any]:
         """Train every member on all the round's pairs, one after the other; ``progress(1)`` per member."""
         per_member = {}
+        judged = round_references(round_dir)
         for member in self.members:
-            judged = round_references(round_dir, member)
-            per_member[member] = self.train_one(member, pairs, round_dir, seed, judged)
+            per_member[member] = self.train_one(member, pairs, round_dir, seed, judged.get(member, {}))
             progress(1)
         return {"pairs": len(pairs), "members": per_member}
 

@@ -106,7 +106,8 @@ class RayLearner:
         progress(len(done))
         todo = [member for member in self.members if member not in done]
         pairs_ref = ray.put(list(pairs))
-        calls = [(member, pairs_ref, seed, round_references(round_dir, member)) for member in todo]
+        judged = round_references(round_dir)
+        calls = [(member, pairs_ref, seed, judged.get(member, {})) for member in todo]
         for finished in self.workers.as_finished("training", "train_member", calls):
             trained: TrainedMember = finished.value
             _write_files(round_dir, trained)
